@@ -1,0 +1,27 @@
+import type { DescriptorEntry, LimitOverride, TimeUnit } from '../core';
+
+/*
+ * Bucket ids look like `api|user_id=alice|path=%2Fchat#minute`: the domain, each entry as
+ * key=value, then what distinguishes the limit. `%`, `|`, `=` and `#` inside names and values are
+ * percent-encoded so that no two different descriptors can produce the same id.
+ */
+
+function escapePart(text: string): string {
+  return text.replace(/[%|=#]/g, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+}
+
+function entriesPart(domain: string, entries: readonly DescriptorEntry[]): string {
+  let id = escapePart(domain);
+  for (const entry of entries) id += `|${escapePart(entry.key)}=${escapePart(entry.value)}`;
+  return id;
+}
+
+/** Id of the bucket of a configured limit. The unit is part of it: a rule may hold one limit per unit. */
+export function ruleBucketKey(domain: string, entries: readonly DescriptorEntry[], unit: TimeUnit): string {
+  return `${entriesPart(domain, entries)}#${unit}`;
+}
+
+/** Id of the bucket of a caller-chosen limit: the override's rate is part of it. */
+export function overrideBucketKey(domain: string, entries: readonly DescriptorEntry[], override: LimitOverride): string {
+  return `${entriesPart(domain, entries)}#override:${override.requestsPerUnit}/${override.unit}`;
+}

@@ -1,0 +1,89 @@
+/** Stable codes: tests and callers branch on these, never on message text. */
+export type ErrorCode =
+  | 'ERR_CONFIG'
+  | 'ERR_SETTINGS'
+  | 'ERR_INVALID_REQUEST'
+  | 'ERR_NO_CONFIG'
+  | 'ERR_STORE_UNAVAILABLE'
+  | 'ERR_STORE_CONTENTION';
+
+export abstract class RateLimitError extends Error {
+  abstract readonly code: ErrorCode;
+  /** True when the same call may succeed later; the gRPC edge answers UNAVAILABLE for these. */
+  readonly transient: boolean = false;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A rule file that cannot be loaded: names the file, the path inside it and the reason. */
+export class ConfigError extends RateLimitError {
+  readonly code = 'ERR_CONFIG';
+
+  constructor(
+    readonly file: string,
+    readonly path: string,
+    readonly reason: string,
+    options?: { cause?: unknown; line?: number },
+  ) {
+    super(`${file}${options?.line === undefined ? '' : `:${options.line}`}: ${path ? `${path}: ` : ''}${reason}`, options);
+    this.line = options?.line;
+  }
+
+  readonly line: number | undefined;
+}
+
+/** An environment variable or flag with a value ringlimit cannot use. */
+export class SettingsError extends RateLimitError {
+  readonly code = 'ERR_SETTINGS';
+
+  constructor(readonly setting: string, readonly reason: string) {
+    super(`${setting}: ${reason}`);
+  }
+}
+
+/** A request that can never succeed as sent; `field` names the offending request field. */
+export class InvalidRequestError extends RateLimitError {
+  readonly code = 'ERR_INVALID_REQUEST';
+
+  constructor(readonly field: string, readonly reason: string) {
+    super(`${field}: ${reason}`);
+  }
+}
+
+/** No rule set has loaded yet (the first load failed); a good reload clears it. */
+export class NoConfigLoadedError extends RateLimitError {
+  readonly code = 'ERR_NO_CONFIG';
+  override readonly transient = true;
+
+  constructor() {
+    super('no rate limit configuration loaded');
+  }
+}
+
+/** A store (shard) that did not answer. */
+export class StoreUnavailableError extends RateLimitError {
+  readonly code = 'ERR_STORE_UNAVAILABLE';
+  override readonly transient = true;
+
+  constructor(readonly shard: string, options?: { cause?: unknown }) {
+    super(`bucket store '${shard}' is unavailable`, options);
+  }
+}
+
+/** Conditional writes kept losing to concurrent writers within the attempts allowed. */
+export class StoreContentionError extends RateLimitError {
+  readonly code = 'ERR_STORE_CONTENTION';
+  override readonly transient = true;
+
+  constructor(readonly keys: readonly string[], readonly attempts: number) {
+    super(`conditional write lost ${attempts} times in a row for ${keys.length} bucket(s), e.g. '${keys[0] ?? ''}'`);
+  }
+}
+
+/** Message of any thrown value, for logs and statuses. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,100 @@
+/** Time units of envoyproxy/ratelimit's config and of RLS v3's RateLimitUnit. */
+export type TimeUnit = 'second' | 'minute' | 'hour' | 'day' | 'week' | 'month' | 'year';
+
+/**
+ * Window length of each unit, as envoyproxy/ratelimit's UnitToDivider defines it:
+ * a month is 30 days and a year 365 days, both aligned to the unix epoch.
+ */
+export const UNIT_SECONDS: Readonly<Record<TimeUnit, number>> = Object.freeze({
+  second: 1,
+  minute: 60,
+  hour: 3600,
+  day: 86400,
+  week: 604800,
+  month: 2592000,
+  year: 31536000,
+});
+
+export const TIME_UNITS: readonly TimeUnit[] = Object.freeze(Object.keys(UNIT_SECONDS) as TimeUnit[]);
+
+export type Algorithm = 'token_bucket' | 'fixed_window';
+
+/** The largest value of a uint32 field; an unlimited rule reports it as limit_remaining. */
+export const MAX_UINT32 = 4294967295;
+
+/** One limit a bucket enforces. `capacity` is the burst a token bucket holds when full. */
+export interface Limit {
+  readonly requestsPerUnit: number;
+  readonly unit: TimeUnit;
+  readonly capacity: number;
+  readonly algorithm: Algorithm;
+}
+
+/** A limit as configured: what the response names in current_limit. */
+export interface NamedLimit extends Limit {
+  readonly name: string;
+}
+
+/**
+ * What a shard stores per bucket. For a token bucket `tokens` is the level at `updatedAtMs`;
+ * for a fixed window `updatedAtMs` is the window's start and `tokens` is the requests_per_unit
+ * minus the hits counted in that window (negative once over, as the reference keeps counting).
+ */
+export interface BucketState {
+  readonly tokens: number;
+  readonly updatedAtMs: number;
+}
+
+/** A bucket record with the version its next conditional write must name. */
+export interface VersionedBucket {
+  readonly state: BucketState;
+  readonly version: number;
+}
+
+export interface DescriptorEntry {
+  readonly key: string;
+  readonly value: string;
+}
+
+/** A limit chosen by the caller (RLS `RateLimitDescriptor.limit`). */
+export interface LimitOverride {
+  readonly requestsPerUnit: number;
+  readonly unit: TimeUnit;
+}
+
+export interface RequestDescriptor {
+  readonly entries: readonly DescriptorEntry[];
+  readonly override?: LimitOverride | undefined;
+  /** Per-descriptor hits; when present (even 0) it wins over the request's hits. 0 = check only. */
+  readonly hits?: number | undefined;
+}
+
+export interface RateLimitQuery {
+  readonly domain: string;
+  readonly descriptors: readonly RequestDescriptor[];
+  /** Request-level hits for every descriptor; 0 means 1, as in RLS v3. */
+  readonly hits: number;
+}
+
+export type Code = 'OK' | 'OVER_LIMIT';
+
+export interface DescriptorStatus {
+  readonly code: Code;
+  /** Absent when no limit applies (no match, unlimited, replaced, unknown domain). */
+  readonly currentLimit?: { readonly requestsPerUnit: number; readonly unit: TimeUnit; readonly name: string };
+  readonly limitRemaining: number;
+  /** Absent exactly when currentLimit is. */
+  readonly resetAfterMs?: number;
+}
+
+export interface HeaderValue {
+  readonly key: string;
+  readonly value: string;
+}
+
+export interface RateLimitOutcome {
+  readonly overallCode: Code;
+  /** One per query descriptor, in query order. */
+  readonly statuses: readonly DescriptorStatus[];
+  readonly responseHeaders: readonly HeaderValue[];
+}

@@ -1,0 +1,140 @@
+import { status as GrpcStatus, type ServerUnaryCall, type sendUnaryData, type ServiceError } from '@grpc/grpc-js';
+import { Metadata } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import {
+  InvalidRequestError,
+  RateLimitError,
+  errorMessage,
+  type Code,
+  type DescriptorStatus,
+  type RateLimitOutcome,
+  type RateLimitQuery,
+  type TimeUnit,
+} from '../../core';
+import { RateLimitUnit } from '../../generated/envoy/type/v3/ratelimit_unit';
+import {
+  RateLimitResponse_Code,
+  RateLimitResponse_RateLimit_Unit,
+  type RateLimitRequest,
+  type RateLimitResponse,
+  type RateLimitResponse_DescriptorStatus,
+  type RateLimitServiceServer,
+} from '../../generated/envoy/service/ratelimit/v3/rls';
+
+/** The engine as the edge sees it. */
+export interface RateLimitDecider {
+  shouldRateLimit(query: RateLimitQuery): Promise<RateLimitOutcome>;
+}
+
+const UNIT_BY_PROTO: ReadonlyMap<number, TimeUnit> = new Map<number, TimeUnit>([
+  [RateLimitUnit.SECOND, 'second'],
+  [RateLimitUnit.MINUTE, 'minute'],
+  [RateLimitUnit.HOUR, 'hour'],
+  [RateLimitUnit.DAY, 'day'],
+  [RateLimitUnit.WEEK, 'week'],
+  [RateLimitUnit.MONTH, 'month'],
+  [RateLimitUnit.YEAR, 'year'],
+]);
+
+const UNIT_TO_PROTO: Readonly<Record<TimeUnit, RateLimitResponse_RateLimit_Unit>> = {
+  second: RateLimitResponse_RateLimit_Unit.SECOND,
+  minute: RateLimitResponse_RateLimit_Unit.MINUTE,
+  hour: RateLimitResponse_RateLimit_Unit.HOUR,
+  day: RateLimitResponse_RateLimit_Unit.DAY,
+  week: RateLimitResponse_RateLimit_Unit.WEEK,
+  month: RateLimitResponse_RateLimit_Unit.MONTH,
+  year: RateLimitResponse_RateLimit_Unit.YEAR,
+};
+
+const CODE_TO_PROTO: Readonly<Record<Code, RateLimitResponse_Code>> = {
+  OK: RateLimitResponse_Code.OK,
+  OVER_LIMIT: RateLimitResponse_Code.OVER_LIMIT,
+};
+
+/** RLS v3 wire message → engine query. Snake_case proto names stop here. */
+export function toQuery(request: RateLimitRequest): RateLimitQuery {
+  return {
+    domain: request.domain,
+    hits: request.hits_addend,
+    descriptors: request.descriptors.map((descriptor, index) => {
+      const { limit } = descriptor;
+      let override;
+      if (limit !== undefined) {
+        const unit = UNIT_BY_PROTO.get(limit.unit);
+        if (unit === undefined) {
+          throw new InvalidRequestError(`descriptors[${index}].limit.unit`, `must be one of SECOND, MINUTE, HOUR, DAY, WEEK, MONTH, YEAR (got ${limit.unit})`);
+        }
+        override = { requestsPerUnit: limit.requests_per_unit, unit };
+      }
+      return { entries: descriptor.entries, override, hits: descriptor.hits_addend };
+    }),
+  };
+}
+
+function toDescriptorStatus(status: DescriptorStatus): RateLimitResponse_DescriptorStatus {
+  const { currentLimit, resetAfterMs } = status;
+  return {
+    code: CODE_TO_PROTO[status.code],
+    current_limit:
+      currentLimit === undefined
+        ? undefined
+        : { name: currentLimit.name, requests_per_unit: currentLimit.requestsPerUnit, unit: UNIT_TO_PROTO[currentLimit.unit] },
+    limit_remaining: status.limitRemaining,
+    duration_until_reset:
+      resetAfterMs === undefined
+        ? undefined
+        : { seconds: Math.floor(resetAfterMs / 1000), nanos: Math.round(resetAfterMs % 1000) * 1_000_000 },
+    quota: undefined,
+  };
+}
+
+/** Engine outcome → RLS v3 wire message. */
+export function toResponse(outcome: RateLimitOutcome): RateLimitResponse {
+  return {
+    overall_code: CODE_TO_PROTO[outcome.overallCode],
+    statuses: outcome.statuses.map(toDescriptorStatus),
+    response_headers_to_add: outcome.responseHeaders.map((header) => ({ key: header.key, value: header.value, raw_value: Buffer.alloc(0) })),
+    request_headers_to_add: [],
+    raw_body: Buffer.alloc(0),
+    dynamic_metadata: undefined,
+    quota: undefined,
+  };
+}
+
+/**
+ * Errors are classified once, here. Envoy's failure_mode_deny acts only on an error status, so
+ * nothing that failed is ever answered OK or UNKNOWN: bad requests are INVALID_ARGUMENT, transient
+ * failures UNAVAILABLE, anything unexpected INTERNAL (and logged).
+ */
+export function toServiceError(error: unknown, logger: Logger): Partial<ServiceError> {
+  const metadata = new Metadata();
+  if (error instanceof InvalidRequestError) {
+    return { code: GrpcStatus.INVALID_ARGUMENT, details: error.message, metadata };
+  }
+  if (error instanceof RateLimitError && error.transient) {
+    logger.warn({ err: error, code: error.code }, 'ShouldRateLimit failed');
+    return { code: GrpcStatus.UNAVAILABLE, details: error.message, metadata };
+  }
+  logger.error({ err: error }, 'ShouldRateLimit failed unexpectedly');
+  return { code: GrpcStatus.INTERNAL, details: `internal error: ${errorMessage(error)}`, metadata };
+}
+
+export function createRlsHandlers(options: { decider: RateLimitDecider; logger: Logger }): RateLimitServiceServer {
+  const { decider } = options;
+  const logger = options.logger.child({ component: 'rls-service' });
+  return {
+    shouldRateLimit(call: ServerUnaryCall<RateLimitRequest, RateLimitResponse>, callback: sendUnaryData<RateLimitResponse>) {
+      let query: RateLimitQuery;
+      try {
+        query = toQuery(call.request);
+      } catch (error) {
+        callback(toServiceError(error, logger));
+        return;
+      }
+      decider.shouldRateLimit(query).then(
+        (outcome) => callback(null, toResponse(outcome)),
+        (error: unknown) => callback(toServiceError(error, logger)),
+      );
+    },
+  };
+}

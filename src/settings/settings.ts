@@ -1,0 +1,105 @@
+import { join } from 'node:path';
+import { SettingsError } from '../core';
+
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+
+export interface ResponseHeaderSettings {
+  readonly limit: string;
+  readonly remaining: string;
+  readonly reset: string;
+}
+
+/** Everything ringlimit reads from its environment and flags, validated once at start. */
+export interface Settings {
+  readonly grpcHost: string;
+  readonly grpcPort: number;
+  /** Reserved for the HTTP API; validated now so a bad value fails at start. */
+  readonly httpPort: number;
+  readonly configDir: string;
+  readonly logLevel: LogLevel;
+  /** RateLimit-* response headers; undefined when LIMIT_RESPONSE_HEADERS_ENABLED is false. */
+  readonly responseHeaders: ResponseHeaderSettings | undefined;
+  readonly shadowMode: boolean;
+  readonly memoryMaxBuckets: number;
+  readonly shutdownGraceMs: number;
+}
+
+/** Command-line flags; each wins over its environment variable. */
+export interface SettingsFlags {
+  readonly grpcHost?: string | undefined;
+  readonly grpcPort?: string | undefined;
+  readonly httpPort?: string | undefined;
+  readonly configDir?: string | undefined;
+  readonly logLevel?: string | undefined;
+}
+
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+export function loadSettings(env: Environment, flags: SettingsFlags = {}): Settings {
+  const read = (name: string): string | undefined => {
+    const value = env[name];
+    return value === undefined || value === '' ? undefined : value;
+  };
+  const headersEnabled = parseBool('LIMIT_RESPONSE_HEADERS_ENABLED', read('LIMIT_RESPONSE_HEADERS_ENABLED'), false);
+  return Object.freeze({
+    grpcHost: flags.grpcHost ?? read('GRPC_HOST') ?? '0.0.0.0',
+    grpcPort: parsePort(flags.grpcPort === undefined ? 'GRPC_PORT' : '--grpc-port', flags.grpcPort ?? read('GRPC_PORT'), 8081),
+    httpPort: parsePort(flags.httpPort === undefined ? 'HTTP_PORT' : '--http-port', flags.httpPort ?? read('HTTP_PORT'), 8080),
+    configDir: flags.configDir ?? read('CONFIG_DIR') ?? runtimeConfigDir(read) ?? './config',
+    logLevel: parseLogLevel(flags.logLevel === undefined ? 'LOG_LEVEL' : '--log-level', flags.logLevel ?? read('LOG_LEVEL')),
+    responseHeaders: headersEnabled
+      ? Object.freeze({
+          limit: read('LIMIT_LIMIT_HEADER') ?? 'RateLimit-Limit',
+          remaining: read('LIMIT_REMAINING_HEADER') ?? 'RateLimit-Remaining',
+          reset: read('LIMIT_RESET_HEADER') ?? 'RateLimit-Reset',
+        })
+      : undefined,
+    shadowMode: parseBool('SHADOW_MODE', read('SHADOW_MODE'), false),
+    memoryMaxBuckets: parsePositiveInt('MEMORY_STORE_MAX_BUCKETS', read('MEMORY_STORE_MAX_BUCKETS'), 1_000_000),
+    shutdownGraceMs: parsePositiveInt('SHUTDOWN_GRACE_MS', read('SHUTDOWN_GRACE_MS'), 10_000),
+  });
+}
+
+/** envoyproxy/ratelimit loads RUNTIME_ROOT/RUNTIME_SUBDIRECTORY/RUNTIME_APPDIRECTORY (default `config`). */
+function runtimeConfigDir(read: (name: string) => string | undefined): string | undefined {
+  const root = read('RUNTIME_ROOT');
+  const subdirectory = read('RUNTIME_SUBDIRECTORY');
+  if (root === undefined && subdirectory === undefined) return undefined;
+  return join(root ?? '/srv/runtime_data/current', subdirectory ?? '', read('RUNTIME_APPDIRECTORY') ?? 'config');
+}
+
+function parsePort(setting: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port > 65535) throw new SettingsError(setting, `expected a port number from 0 to 65535, got '${text}'`);
+  return port;
+}
+
+function parsePositiveInt(setting: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value < 1 || !Number.isSafeInteger(value)) {
+    throw new SettingsError(setting, `expected a positive whole number, got '${text}'`);
+  }
+  return value;
+}
+
+/** Accepts what Go's strconv.ParseBool does, as envoyproxy/ratelimit's settings are read with it. */
+function parseBool(setting: string, text: string | undefined, fallback: boolean): boolean {
+  if (text === undefined) return fallback;
+  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(text)) return true;
+  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(text)) return false;
+  throw new SettingsError(setting, `expected true or false, got '${text}'`);
+}
+
+const LOG_LEVELS: Readonly<Record<string, LogLevel>> = {
+  trace: 'trace', debug: 'debug', info: 'info', warn: 'warn', warning: 'warn',
+  error: 'error', fatal: 'fatal', panic: 'fatal', silent: 'silent',
+};
+
+function parseLogLevel(setting: string, text: string | undefined): LogLevel {
+  if (text === undefined) return 'info';
+  const level = LOG_LEVELS[text.toLowerCase()];
+  if (level === undefined) throw new SettingsError(setting, `expected one of ${Object.keys(LOG_LEVELS).join(', ')}, got '${text}'`);
+  return level;
+}
