@@ -55,8 +55,7 @@ export function validateRuleFile(file: string, text: string): DomainSpec {
   const doc = parseDocument(text, { schema: 'failsafe', lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   const parseError = doc.errors[0];
   if (parseError !== undefined) {
-    const line = parseError.linePos?.[0]?.line;
-    throw new ConfigError(file, '', `invalid YAML: ${parseError.message}`, line === undefined ? {} : { line });
+    throw new ConfigError(file, '', `invalid YAML: ${parseError.message}`, { line: lines.linePos(parseError.pos[0]).line });
   }
   const root = new YamlNodeReader(file, lines, doc.contents, '');
   if (root.isEmpty()) root.fail('the file is empty; a rule file needs a domain');
