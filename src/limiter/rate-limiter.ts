@@ -11,6 +11,7 @@ import {
   type VersionedBucket,
 } from '../core';
 import type { RuleSet } from '../config/rule-set';
+import { BucketQueue } from './bucket-queue';
 import { decideDescriptors } from './decide-descriptors';
 import { planDescriptors, type DescriptorPlan } from './descriptor-plan';
 import { rateLimitHeaders, type ResponseHeaderNames } from './response-headers';
@@ -39,6 +40,7 @@ export class RateLimiter {
   private readonly responseHeaders: ResponseHeaderNames | undefined;
   private readonly shadowMode: boolean;
   private readonly maxWriteAttempts: number;
+  private readonly queue = new BucketQueue();
 
   constructor(options: RateLimiterOptions) {
     this.store = options.store;
@@ -70,6 +72,11 @@ export class RateLimiter {
   private async decide(plans: readonly DescriptorPlan[]): Promise<DescriptorStatus[]> {
     const keys = [...new Set(plans.flatMap((plan) => (plan.kind === 'limited' ? plan.limits.map((l) => l.bucketKey) : [])))];
     if (keys.length === 0) return decideDescriptors(plans, new Map(), this.clock.nowMs()).statuses;
+    return this.queue.run(keys, () => this.decideAndWrite(plans, keys));
+  }
+
+  /** Load → decide → one conditional write; on conflict, decide again from the records the store returned. */
+  private async decideAndWrite(plans: readonly DescriptorPlan[], keys: readonly string[]): Promise<DescriptorStatus[]> {
     const loaded = await this.store.load(keys);
     const records = new Map<string, VersionedBucket | undefined>(keys.map((key, index) => [key, loaded[index]]));
     for (let attempt = 1; ; attempt++) {

@@ -1,0 +1,34 @@
+const IDLE: Promise<void> = Promise.resolve();
+
+/**
+ * Serialises work on the same buckets within this process, so that concurrent requests for one
+ * hot bucket wait behind the write in flight instead of racing it and losing the conditional
+ * write (across processes the version check still arbitrates).
+ *
+ * A task is queued on all of its keys in one synchronous step, so it only ever waits for tasks
+ * queued before it: the wait-for graph follows queue order and cannot form a cycle.
+ */
+export class BucketQueue {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  async run<T>(keys: readonly string[], task: () => Promise<T>): Promise<T> {
+    const predecessors = keys.map((key) => this.tails.get(key) ?? IDLE);
+    let release = (): void => {};
+    const done = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    for (const key of keys) this.tails.set(key, done);
+    try {
+      await Promise.all(predecessors);
+      return await task();
+    } finally {
+      release();
+      for (const key of keys) if (this.tails.get(key) === done) this.tails.delete(key);
+    }
+  }
+
+  /** Keys with work queued or running (for tests and gauges). */
+  get activeKeys(): number {
+    return this.tails.size;
+  }
+}

@@ -1,0 +1,203 @@
+import assert from 'node:assert/strict';
+import type { RuleSet } from '../../../src/config/rule-set';
+import {
+  InvalidRequestError,
+  NoConfigLoadedError,
+  StoreContentionError,
+  type BucketStore,
+  type RateLimitQuery,
+  type RequestDescriptor,
+} from '../../../src/core';
+import { RateLimiter, type RateLimiterOptions } from '../../../src/limiter/rate-limiter';
+import { MemoryBucketStore } from '../../../src/store/memory-store';
+import { FakeClock } from '../../support/fake-clock';
+import { compileYaml } from '../../support/rules';
+
+const RULES = compileYaml(`domain: d
+descriptors:
+  - key: user
+    rate_limits:
+      - {unit: second, requests_per_unit: 2, name: burst}
+      - {unit: hour, requests_per_unit: 3, name: hourly}
+  - key: tight
+    rate_limit: {unit: minute, requests_per_unit: 2}
+  - key: loose
+    rate_limit: {unit: minute, requests_per_unit: 10}
+  - key: quota_a
+    quota_mode: true
+    rate_limit: {unit: minute, requests_per_unit: 1}
+  - key: quota_b
+    quota_mode: true
+    rate_limit: {unit: minute, requests_per_unit: 1}
+  - key: window
+    rate_limit: {unit: minute, requests_per_unit: 2, algorithm: fixed_window}
+  - key: unl
+    rate_limit: {unlimited: true, replaces: [{name: tight_named}]}
+  - key: named
+    rate_limit: {unit: minute, requests_per_unit: 1, name: tight_named}
+`);
+
+function makeLimiter(options: Partial<RateLimiterOptions> = {}) {
+  const clock = new FakeClock(Date.UTC(2026, 0, 1, 0, 0, 30));
+  const store = new MemoryBucketStore({ clock, maxBuckets: 10_000 });
+  return { clock, store, limiter: new RateLimiter({ store, clock, rules: (): RuleSet => RULES, ...options }) };
+}
+
+const q = (descriptors: RequestDescriptor[], hits = 0): RateLimitQuery => ({ domain: 'd', descriptors, hits });
+const one = (key: string, value: string, extra: Partial<RequestDescriptor> = {}): RequestDescriptor => ({ entries: [{ key, value }], ...extra });
+
+describe('RateLimiter', () => {
+  it('rejects an empty domain and an empty descriptor list, naming the field', async () => {
+    const { limiter } = makeLimiter();
+    await assert.rejects(limiter.shouldRateLimit({ domain: '', descriptors: [one('a', 'b')], hits: 0 }), (error: unknown) => {
+      assert.ok(error instanceof InvalidRequestError);
+      assert.equal(error.field, 'domain');
+      return true;
+    });
+    await assert.rejects(limiter.shouldRateLimit(q([])), (error: unknown) => error instanceof InvalidRequestError && error.field === 'descriptors');
+  });
+
+  it('fails with NoConfigLoadedError until a config loads', async () => {
+    const { limiter } = makeLimiter({ rules: () => undefined });
+    await assert.rejects(limiter.shouldRateLimit(q([one('tight', 'x')])), NoConfigLoadedError);
+  });
+
+  it('admits a descriptor with several limits only if every limit admits it, consuming none otherwise', async () => {
+    const { limiter, clock } = makeLimiter();
+    const codes: string[] = [];
+    for (let second = 0; second < 3; second++) {
+      for (let call = 0; call < 2; call++) codes.push((await limiter.shouldRateLimit(q([one('user', 'u')]))).overallCode);
+      clock.advance(1000);
+    }
+    assert.deepEqual(codes, ['OK', 'OK', 'OK', 'OVER_LIMIT', 'OVER_LIMIT', 'OVER_LIMIT'], 'hourly 3 caps it even though burst refills');
+    const denied = await limiter.shouldRateLimit(q([one('user', 'u')]));
+    assert.equal(denied.statuses[0]?.currentLimit?.name, 'hourly', 'the limit that denied is reported');
+  });
+
+  it('does not drain the other limits of a descriptor when one denies', async () => {
+    const { limiter, clock } = makeLimiter();
+    await limiter.shouldRateLimit(q([one('user', 'u')], 2));
+    const denied = await limiter.shouldRateLimit(q([one('user', 'u')], 1));
+    assert.equal(denied.overallCode, 'OVER_LIMIT');
+    clock.advance(1000);
+    const after = await limiter.shouldRateLimit(q([one('user', 'u')], 1));
+    assert.equal(after.overallCode, 'OK', 'hourly still had 1 left because the denied call took nothing');
+    assert.equal(after.statuses[0]?.limitRemaining, 0);
+  });
+
+  it('reports the tightest limit when admitted', async () => {
+    const { limiter } = makeLimiter();
+    const outcome = await limiter.shouldRateLimit(q([one('user', 'v')]));
+    assert.equal(outcome.statuses[0]?.currentLimit?.name, 'burst');
+    assert.equal(outcome.statuses[0]?.limitRemaining, 1);
+  });
+
+  it('limits descriptors independently and answers OVER_LIMIT if any is over', async () => {
+    const { limiter } = makeLimiter();
+    await limiter.shouldRateLimit(q([one('tight', 'a')], 2));
+    const outcome = await limiter.shouldRateLimit(q([one('loose', 'a'), one('tight', 'a')]));
+    assert.equal(outcome.overallCode, 'OVER_LIMIT');
+    assert.deepEqual(outcome.statuses.map((status) => [status.code, status.limitRemaining]), [['OK', 9], ['OVER_LIMIT', 0]]);
+  });
+
+  it('lets the same bucket twice in one request see the first use', async () => {
+    const { limiter } = makeLimiter();
+    await limiter.shouldRateLimit(q([one('tight', 'same')]));
+    const outcome = await limiter.shouldRateLimit(q([one('tight', 'same'), one('tight', 'same')]));
+    assert.deepEqual(outcome.statuses.map((status) => status.code), ['OK', 'OVER_LIMIT']);
+  });
+
+  it('uses per-descriptor hits over request hits, and 0 checks without consuming', async () => {
+    const { limiter } = makeLimiter();
+    const checked = await limiter.shouldRateLimit(q([one('loose', 'h', { hits: 0 })], 5));
+    assert.equal(checked.statuses[0]?.limitRemaining, 10);
+    const consumed = await limiter.shouldRateLimit(q([one('loose', 'h', { hits: 1 })], 5));
+    assert.equal(consumed.statuses[0]?.limitRemaining, 9);
+    const requestHits = await limiter.shouldRateLimit(q([one('loose', 'h')], 5));
+    assert.equal(requestHits.statuses[0]?.limitRemaining, 4);
+  });
+
+  it('rejects a per-descriptor hits_addend beyond uint32', async () => {
+    const { limiter } = makeLimiter();
+    await assert.rejects(
+      limiter.shouldRateLimit(q([one('loose', 'h', { hits: 2 ** 40 })])),
+      (error: unknown) => error instanceof InvalidRequestError && error.field === 'descriptors[0].hits_addend',
+    );
+  });
+
+  it('answers OVER_LIMIT in quota mode only when every quota descriptor is over', async () => {
+    const { limiter } = makeLimiter();
+    await limiter.shouldRateLimit(q([one('quota_a', 'x')]));
+    const oneOver = await limiter.shouldRateLimit(q([one('quota_a', 'x'), one('quota_b', 'x')]));
+    assert.equal(oneOver.overallCode, 'OK');
+    assert.equal(oneOver.statuses[0]?.code, 'OVER_LIMIT');
+    const bothOver = await limiter.shouldRateLimit(q([one('quota_a', 'x'), one('quota_b', 'x')]));
+    assert.equal(bothOver.overallCode, 'OVER_LIMIT');
+  });
+
+  it('in global shadow mode answers OK overall but keeps the statuses', async () => {
+    const { limiter } = makeLimiter({ shadowMode: true });
+    await limiter.shouldRateLimit(q([one('tight', 's')], 2));
+    const outcome = await limiter.shouldRateLimit(q([one('tight', 's')]));
+    assert.equal(outcome.overallCode, 'OK');
+    assert.equal(outcome.statuses[0]?.code, 'OVER_LIMIT');
+  });
+
+  it('lets an unlimited rule replace a named limit in the same request', async () => {
+    const { limiter } = makeLimiter();
+    const outcome = await limiter.shouldRateLimit(q([one('named', 'n'), one('unl', 'n'), one('named', 'n')]));
+    assert.deepEqual(outcome.statuses.map((status) => [status.code, status.limitRemaining]), [['OK', 0], ['OK', 4294967295], ['OK', 0]]);
+    assert.equal(outcome.statuses[0]?.currentLimit, undefined);
+  });
+
+  it('keeps a fixed window counting across calls until the window rolls', async () => {
+    const { limiter, clock } = makeLimiter();
+    const codes = [];
+    for (let call = 0; call < 3; call++) codes.push((await limiter.shouldRateLimit(q([one('window', 'w')]))).overallCode);
+    clock.advance(30_000);
+    codes.push((await limiter.shouldRateLimit(q([one('window', 'w')]))).overallCode);
+    assert.deepEqual(codes, ['OK', 'OK', 'OVER_LIMIT', 'OK']);
+  });
+
+  it('admits exactly the capacity to concurrent callers of one bucket', async () => {
+    const { limiter } = makeLimiter();
+    const outcomes = await Promise.all(
+      Array.from({ length: 40 }, (_, index) => limiter.shouldRateLimit(q(index % 2 === 0 ? [one('loose', 'race')] : [one('loose', 'race'), one('tight', 'race')]))),
+    );
+    const admitted = outcomes.filter((outcome) => outcome.statuses[0]?.code === 'OK').length;
+    assert.equal(admitted, 10, 'no over-admission and no request failed for contention');
+  });
+
+  it('gives up with a transient StoreContentionError when every conditional write loses', async () => {
+    const clock = new FakeClock();
+    const inner = new MemoryBucketStore({ clock, maxBuckets: 10 });
+    const alwaysConflicting: BucketStore = {
+      load: (keys) => inner.load(keys),
+      compareAndSet: async (writes) => ({ applied: false, conflicts: new Map(writes.map((write) => [write.key, undefined])) }),
+      ping: () => inner.ping(),
+      close: () => inner.close(),
+    };
+    const limiter = new RateLimiter({ store: alwaysConflicting, clock, rules: () => RULES, maxWriteAttempts: 3 });
+    await assert.rejects(limiter.shouldRateLimit(q([one('loose', 'x')])), (error: unknown) => {
+      assert.ok(error instanceof StoreContentionError);
+      assert.equal(error.transient, true);
+      assert.equal(error.attempts, 3);
+      return true;
+    });
+  });
+
+  it('adds RateLimit-* headers from the tightest descriptor when enabled', async () => {
+    const { limiter } = makeLimiter({ responseHeaders: { limit: 'RateLimit-Limit', remaining: 'RateLimit-Remaining', reset: 'RateLimit-Reset' } });
+    const outcome = await limiter.shouldRateLimit(q([one('loose', 'hd'), one('tight', 'hd'), one('unl', 'x')]));
+    assert.deepEqual(outcome.responseHeaders, [
+      { key: 'RateLimit-Limit', value: '2' },
+      { key: 'RateLimit-Remaining', value: '1' },
+      { key: 'RateLimit-Reset', value: '30' },
+    ]);
+  });
+
+  it('adds no headers by default', async () => {
+    const { limiter } = makeLimiter();
+    assert.deepEqual((await limiter.shouldRateLimit(q([one('tight', 'nh')]))).responseHeaders, []);
+  });
+});
