@@ -38,7 +38,8 @@ export function consumeTokenBucket(
   const allowed = tokens + EPSILON >= needed;
   const after = allowed ? Math.max(0, tokens - hits) : tokens;
   const rate = refillPerMs(limit);
-  const resetAfterMs = rate > 0 ? Math.ceil(Math.max(0, limit.capacity - after) / rate) : 0;
+  // The tolerance keeps float noise (3600000.0000000005 ms) from adding a whole millisecond.
+  const resetAfterMs = rate > 0 ? Math.max(0, Math.ceil(Math.max(0, limit.capacity - after) / rate - 1e-6)) : 0;
   const decision = {
     allowed,
     remaining: Math.max(0, Math.floor(after + EPSILON)),

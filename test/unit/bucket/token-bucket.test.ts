@@ -51,6 +51,11 @@ describe('token bucket', () => {
     assert.equal(later.next?.updatedAtMs, 10_000, 'updatedAtMs must not move backwards');
   });
 
+  it('reports the time until full without float noise (1 token at 1/hour is exactly 3600 s)', () => {
+    const limit: Limit = { requestsPerUnit: 1, unit: 'hour', capacity: 1, algorithm: 'token_bucket' };
+    assert.equal(consumeTokenBucket(undefined, limit, 1, 0).resetAfterMs, 3_600_000);
+  });
+
   it('denies everything when requests_per_unit is 0', () => {
     const decision = consumeTokenBucket(undefined, perSecond(0, 0), 1, 0);
     assert.equal(decision.allowed, false);
