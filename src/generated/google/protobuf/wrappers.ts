@@ -158,10 +158,10 @@ export const DoubleValue: MessageFns<DoubleValue> = {
     return obj;
   },
 
-  create(base?: DeepPartial<DoubleValue>): DoubleValue {
-    return DoubleValue.fromPartial(base ?? {});
+  create<I extends Exact<DeepPartial<DoubleValue>, I>>(base?: I): DoubleValue {
+    return DoubleValue.fromPartial(base ?? ({} as any));
   },
-  fromPartial(object: DeepPartial<DoubleValue>): DoubleValue {
+  fromPartial<I extends Exact<DeepPartial<DoubleValue>, I>>(object: I): DoubleValue {
     const message = createBaseDoubleValue();
     message.value = object.value ?? 0;
     return message;
@@ -225,10 +225,10 @@ export const FloatValue: MessageFns<FloatValue> = {
     return obj;
   },
 
-  create(base?: DeepPartial<FloatValue>): FloatValue {
-    return FloatValue.fromPartial(base ?? {});
+  create<I extends Exact<DeepPartial<FloatValue>, I>>(base?: I): FloatValue {
+    return FloatValue.fromPartial(base ?? ({} as any));
   },
-  fromPartial(object: DeepPartial<FloatValue>): FloatValue {
+  fromPartial<I extends Exact<DeepPartial<FloatValue>, I>>(object: I): FloatValue {
     const message = createBaseFloatValue();
     message.value = object.value ?? 0;
     return message;
@@ -292,10 +292,10 @@ export const Int64Value: MessageFns<Int64Value> = {
     return obj;
   },
 
-  create(base?: DeepPartial<Int64Value>): Int64Value {
-    return Int64Value.fromPartial(base ?? {});
+  create<I extends Exact<DeepPartial<Int64Value>, I>>(base?: I): Int64Value {
+    return Int64Value.fromPartial(base ?? ({} as any));
   },
-  fromPartial(object: DeepPartial<Int64Value>): Int64Value {
+  fromPartial<I extends Exact<DeepPartial<Int64Value>, I>>(object: I): Int64Value {
     const message = createBaseInt64Value();
     message.value = object.value ?? 0;
     return message;
@@ -359,10 +359,10 @@ export const UInt64Value: MessageFns<UInt64Value> = {
     return obj;
   },
 
-  create(base?: DeepPartial<UInt64Value>): UInt64Value {
-    return UInt64Value.fromPartial(base ?? {});
+  create<I extends Exact<DeepPartial<UInt64Value>, I>>(base?: I): UInt64Value {
+    return UInt64Value.fromPartial(base ?? ({} as any));
   },
-  fromPartial(object: DeepPartial<UInt64Value>): UInt64Value {
+  fromPartial<I extends Exact<DeepPartial<UInt64Value>, I>>(object: I): UInt64Value {
     const message = createBaseUInt64Value();
     message.value = object.value ?? 0;
     return message;
@@ -426,10 +426,10 @@ export const Int32Value: MessageFns<Int32Value> = {
     return obj;
   },
 
-  create(base?: DeepPartial<Int32Value>): Int32Value {
-    return Int32Value.fromPartial(base ?? {});
+  create<I extends Exact<DeepPartial<Int32Value>, I>>(base?: I): Int32Value {
+    return Int32Value.fromPartial(base ?? ({} as any));
   },
-  fromPartial(object: DeepPartial<Int32Value>): Int32Value {
+  fromPartial<I extends Exact<DeepPartial<Int32Value>, I>>(object: I): Int32Value {
     const message = createBaseInt32Value();
     message.value = object.value ?? 0;
     return message;
@@ -493,10 +493,10 @@ export const UInt32Value: MessageFns<UInt32Value> = {
     return obj;
   },
 
-  create(base?: DeepPartial<UInt32Value>): UInt32Value {
-    return UInt32Value.fromPartial(base ?? {});
+  create<I extends Exact<DeepPartial<UInt32Value>, I>>(base?: I): UInt32Value {
+    return UInt32Value.fromPartial(base ?? ({} as any));
   },
-  fromPartial(object: DeepPartial<UInt32Value>): UInt32Value {
+  fromPartial<I extends Exact<DeepPartial<UInt32Value>, I>>(object: I): UInt32Value {
     const message = createBaseUInt32Value();
     message.value = object.value ?? 0;
     return message;
@@ -560,10 +560,10 @@ export const BoolValue: MessageFns<BoolValue> = {
     return obj;
   },
 
-  create(base?: DeepPartial<BoolValue>): BoolValue {
-    return BoolValue.fromPartial(base ?? {});
+  create<I extends Exact<DeepPartial<BoolValue>, I>>(base?: I): BoolValue {
+    return BoolValue.fromPartial(base ?? ({} as any));
   },
-  fromPartial(object: DeepPartial<BoolValue>): BoolValue {
+  fromPartial<I extends Exact<DeepPartial<BoolValue>, I>>(object: I): BoolValue {
     const message = createBaseBoolValue();
     message.value = object.value ?? false;
     return message;
@@ -627,10 +627,10 @@ export const StringValue: MessageFns<StringValue> = {
     return obj;
   },
 
-  create(base?: DeepPartial<StringValue>): StringValue {
-    return StringValue.fromPartial(base ?? {});
+  create<I extends Exact<DeepPartial<StringValue>, I>>(base?: I): StringValue {
+    return StringValue.fromPartial(base ?? ({} as any));
   },
-  fromPartial(object: DeepPartial<StringValue>): StringValue {
+  fromPartial<I extends Exact<DeepPartial<StringValue>, I>>(object: I): StringValue {
     const message = createBaseStringValue();
     message.value = object.value ?? "";
     return message;
@@ -694,10 +694,10 @@ export const BytesValue: MessageFns<BytesValue> = {
     return obj;
   },
 
-  create(base?: DeepPartial<BytesValue>): BytesValue {
-    return BytesValue.fromPartial(base ?? {});
+  create<I extends Exact<DeepPartial<BytesValue>, I>>(base?: I): BytesValue {
+    return BytesValue.fromPartial(base ?? ({} as any));
   },
-  fromPartial(object: DeepPartial<BytesValue>): BytesValue {
+  fromPartial<I extends Exact<DeepPartial<BytesValue>, I>>(object: I): BytesValue {
     const message = createBaseBytesValue();
     message.value = object.value ?? Buffer.alloc(0);
     return message;
@@ -724,6 +724,10 @@ export type DeepPartial<T> = T extends Builtin ? T
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
 
+type KeysOfUnion<T> = T extends T ? keyof T : never;
+export type Exact<P, I extends P> = P extends Builtin ? P
+  : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
 function longToNumber(int64: { toString(): string }): number {
   const num = globalThis.Number(int64.toString());
   if (num > globalThis.Number.MAX_SAFE_INTEGER) {
@@ -744,6 +748,6 @@ export interface MessageFns<T> {
   decode(input: BinaryReader | Uint8Array, length?: number): T;
   fromJSON(object: any): T;
   toJSON(message: T): unknown;
-  create(base?: DeepPartial<T>): T;
-  fromPartial(object: DeepPartial<T>): T;
+  create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
+  fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
 }

@@ -117,10 +117,10 @@ export const HeaderValue: MessageFns<HeaderValue> = {
     return obj;
   },
 
-  create(base?: DeepPartial<HeaderValue>): HeaderValue {
-    return HeaderValue.fromPartial(base ?? {});
+  create<I extends Exact<DeepPartial<HeaderValue>, I>>(base?: I): HeaderValue {
+    return HeaderValue.fromPartial(base ?? ({} as any));
   },
-  fromPartial(object: DeepPartial<HeaderValue>): HeaderValue {
+  fromPartial<I extends Exact<DeepPartial<HeaderValue>, I>>(object: I): HeaderValue {
     const message = createBaseHeaderValue();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
@@ -145,6 +145,10 @@ export type DeepPartial<T> = T extends Builtin ? T
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
 
+type KeysOfUnion<T> = T extends T ? keyof T : never;
+export type Exact<P, I extends P> = P extends Builtin ? P
+  : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;
 }
@@ -154,6 +158,6 @@ export interface MessageFns<T> {
   decode(input: BinaryReader | Uint8Array, length?: number): T;
   fromJSON(object: any): T;
   toJSON(message: T): unknown;
-  create(base?: DeepPartial<T>): T;
-  fromPartial(object: DeepPartial<T>): T;
+  create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
+  fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
 }

@@ -277,10 +277,10 @@ export const RateLimitRequest: MessageFns<RateLimitRequest> = {
     return obj;
   },
 
-  create(base?: DeepPartial<RateLimitRequest>): RateLimitRequest {
-    return RateLimitRequest.fromPartial(base ?? {});
+  create<I extends Exact<DeepPartial<RateLimitRequest>, I>>(base?: I): RateLimitRequest {
+    return RateLimitRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial(object: DeepPartial<RateLimitRequest>): RateLimitRequest {
+  fromPartial<I extends Exact<DeepPartial<RateLimitRequest>, I>>(object: I): RateLimitRequest {
     const message = createBaseRateLimitRequest();
     message.domain = object.domain ?? "";
     message.descriptors = object.descriptors?.map((e) => RateLimitDescriptor.fromPartial(e)) || [];
@@ -468,10 +468,10 @@ export const RateLimitResponse: MessageFns<RateLimitResponse> = {
     return obj;
   },
 
-  create(base?: DeepPartial<RateLimitResponse>): RateLimitResponse {
-    return RateLimitResponse.fromPartial(base ?? {});
+  create<I extends Exact<DeepPartial<RateLimitResponse>, I>>(base?: I): RateLimitResponse {
+    return RateLimitResponse.fromPartial(base ?? ({} as any));
   },
-  fromPartial(object: DeepPartial<RateLimitResponse>): RateLimitResponse {
+  fromPartial<I extends Exact<DeepPartial<RateLimitResponse>, I>>(object: I): RateLimitResponse {
     const message = createBaseRateLimitResponse();
     message.overall_code = object.overall_code ?? 0;
     message.statuses = object.statuses?.map((e) => RateLimitResponse_DescriptorStatus.fromPartial(e)) || [];
@@ -579,10 +579,10 @@ export const RateLimitResponse_RateLimit: MessageFns<RateLimitResponse_RateLimit
     return obj;
   },
 
-  create(base?: DeepPartial<RateLimitResponse_RateLimit>): RateLimitResponse_RateLimit {
-    return RateLimitResponse_RateLimit.fromPartial(base ?? {});
+  create<I extends Exact<DeepPartial<RateLimitResponse_RateLimit>, I>>(base?: I): RateLimitResponse_RateLimit {
+    return RateLimitResponse_RateLimit.fromPartial(base ?? ({} as any));
   },
-  fromPartial(object: DeepPartial<RateLimitResponse_RateLimit>): RateLimitResponse_RateLimit {
+  fromPartial<I extends Exact<DeepPartial<RateLimitResponse_RateLimit>, I>>(object: I): RateLimitResponse_RateLimit {
     const message = createBaseRateLimitResponse_RateLimit();
     message.name = object.name ?? "";
     message.requests_per_unit = object.requests_per_unit ?? 0;
@@ -684,10 +684,10 @@ export const RateLimitResponse_Quota: MessageFns<RateLimitResponse_Quota> = {
     return obj;
   },
 
-  create(base?: DeepPartial<RateLimitResponse_Quota>): RateLimitResponse_Quota {
-    return RateLimitResponse_Quota.fromPartial(base ?? {});
+  create<I extends Exact<DeepPartial<RateLimitResponse_Quota>, I>>(base?: I): RateLimitResponse_Quota {
+    return RateLimitResponse_Quota.fromPartial(base ?? ({} as any));
   },
-  fromPartial(object: DeepPartial<RateLimitResponse_Quota>): RateLimitResponse_Quota {
+  fromPartial<I extends Exact<DeepPartial<RateLimitResponse_Quota>, I>>(object: I): RateLimitResponse_Quota {
     const message = createBaseRateLimitResponse_Quota();
     message.requests = object.requests ?? 0;
     message.valid_until = object.valid_until ?? undefined;
@@ -827,10 +827,14 @@ export const RateLimitResponse_DescriptorStatus: MessageFns<RateLimitResponse_De
     return obj;
   },
 
-  create(base?: DeepPartial<RateLimitResponse_DescriptorStatus>): RateLimitResponse_DescriptorStatus {
-    return RateLimitResponse_DescriptorStatus.fromPartial(base ?? {});
+  create<I extends Exact<DeepPartial<RateLimitResponse_DescriptorStatus>, I>>(
+    base?: I,
+  ): RateLimitResponse_DescriptorStatus {
+    return RateLimitResponse_DescriptorStatus.fromPartial(base ?? ({} as any));
   },
-  fromPartial(object: DeepPartial<RateLimitResponse_DescriptorStatus>): RateLimitResponse_DescriptorStatus {
+  fromPartial<I extends Exact<DeepPartial<RateLimitResponse_DescriptorStatus>, I>>(
+    object: I,
+  ): RateLimitResponse_DescriptorStatus {
     const message = createBaseRateLimitResponse_DescriptorStatus();
     message.code = object.code ?? 0;
     message.current_limit = (object.current_limit !== undefined && object.current_limit !== null)
@@ -908,6 +912,10 @@ export type DeepPartial<T> = T extends Builtin ? T
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
 
+type KeysOfUnion<T> = T extends T ? keyof T : never;
+export type Exact<P, I extends P> = P extends Builtin ? P
+  : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
 function toTimestamp(date: Date): Timestamp {
   const seconds = Math.trunc(date.getTime() / 1_000);
   const nanos = (date.getTime() % 1_000) * 1_000_000;
@@ -943,6 +951,6 @@ export interface MessageFns<T> {
   decode(input: BinaryReader | Uint8Array, length?: number): T;
   fromJSON(object: any): T;
   toJSON(message: T): unknown;
-  create(base?: DeepPartial<T>): T;
-  fromPartial(object: DeepPartial<T>): T;
+  create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
+  fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
 }

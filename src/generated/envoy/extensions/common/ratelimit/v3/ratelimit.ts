@@ -134,10 +134,10 @@ export const RateLimitDescriptor: MessageFns<RateLimitDescriptor> = {
     return obj;
   },
 
-  create(base?: DeepPartial<RateLimitDescriptor>): RateLimitDescriptor {
-    return RateLimitDescriptor.fromPartial(base ?? {});
+  create<I extends Exact<DeepPartial<RateLimitDescriptor>, I>>(base?: I): RateLimitDescriptor {
+    return RateLimitDescriptor.fromPartial(base ?? ({} as any));
   },
-  fromPartial(object: DeepPartial<RateLimitDescriptor>): RateLimitDescriptor {
+  fromPartial<I extends Exact<DeepPartial<RateLimitDescriptor>, I>>(object: I): RateLimitDescriptor {
     const message = createBaseRateLimitDescriptor();
     message.entries = object.entries?.map((e) => RateLimitDescriptor_Entry.fromPartial(e)) || [];
     message.limit = (object.limit !== undefined && object.limit !== null)
@@ -222,10 +222,10 @@ export const RateLimitDescriptor_Entry: MessageFns<RateLimitDescriptor_Entry> = 
     return obj;
   },
 
-  create(base?: DeepPartial<RateLimitDescriptor_Entry>): RateLimitDescriptor_Entry {
-    return RateLimitDescriptor_Entry.fromPartial(base ?? {});
+  create<I extends Exact<DeepPartial<RateLimitDescriptor_Entry>, I>>(base?: I): RateLimitDescriptor_Entry {
+    return RateLimitDescriptor_Entry.fromPartial(base ?? ({} as any));
   },
-  fromPartial(object: DeepPartial<RateLimitDescriptor_Entry>): RateLimitDescriptor_Entry {
+  fromPartial<I extends Exact<DeepPartial<RateLimitDescriptor_Entry>, I>>(object: I): RateLimitDescriptor_Entry {
     const message = createBaseRateLimitDescriptor_Entry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
@@ -311,10 +311,14 @@ export const RateLimitDescriptor_RateLimitOverride: MessageFns<RateLimitDescript
     return obj;
   },
 
-  create(base?: DeepPartial<RateLimitDescriptor_RateLimitOverride>): RateLimitDescriptor_RateLimitOverride {
-    return RateLimitDescriptor_RateLimitOverride.fromPartial(base ?? {});
+  create<I extends Exact<DeepPartial<RateLimitDescriptor_RateLimitOverride>, I>>(
+    base?: I,
+  ): RateLimitDescriptor_RateLimitOverride {
+    return RateLimitDescriptor_RateLimitOverride.fromPartial(base ?? ({} as any));
   },
-  fromPartial(object: DeepPartial<RateLimitDescriptor_RateLimitOverride>): RateLimitDescriptor_RateLimitOverride {
+  fromPartial<I extends Exact<DeepPartial<RateLimitDescriptor_RateLimitOverride>, I>>(
+    object: I,
+  ): RateLimitDescriptor_RateLimitOverride {
     const message = createBaseRateLimitDescriptor_RateLimitOverride();
     message.requests_per_unit = object.requests_per_unit ?? 0;
     message.unit = object.unit ?? 0;
@@ -330,6 +334,10 @@ export type DeepPartial<T> = T extends Builtin ? T
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
 
+type KeysOfUnion<T> = T extends T ? keyof T : never;
+export type Exact<P, I extends P> = P extends Builtin ? P
+  : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;
 }
@@ -339,6 +347,6 @@ export interface MessageFns<T> {
   decode(input: BinaryReader | Uint8Array, length?: number): T;
   fromJSON(object: any): T;
   toJSON(message: T): unknown;
-  create(base?: DeepPartial<T>): T;
-  fromPartial(object: DeepPartial<T>): T;
+  create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
+  fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
 }
