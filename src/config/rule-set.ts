@@ -8,14 +8,8 @@ export interface ValuePattern {
   readonly parts: readonly string[];
 }
 
-/** One compiled descriptor rule. Immutable; shared by every request while its RuleSet is current. */
-export interface RuleNode {
-  readonly key: string;
-  /** Exact value or `*` pattern; undefined for a key-only rule. */
-  readonly value: string | undefined;
-  /** `domain.key_value.subkey`, as envoyproxy/ratelimit names rules in stats and /rlconfig. */
-  readonly fullKey: string;
-  readonly limits: readonly RuleLimit[];
+/** How a rule behaves beyond its limits; the same in the validated spec and the compiled rule. */
+export interface RuleFlags {
   readonly unlimited: boolean;
   /** Names of limits this rule switches off when both apply to one request. */
   readonly replaces: readonly string[];
@@ -25,6 +19,16 @@ export interface RuleNode {
   readonly valueToMetric: boolean;
   /** Wildcard matches share one bucket (named by the pattern) instead of one per value. */
   readonly shareThreshold: boolean;
+}
+
+/** One compiled descriptor rule. Immutable; shared by every request while its RuleSet is current. */
+export interface RuleNode extends RuleFlags {
+  readonly key: string;
+  /** Exact value or `*` pattern; undefined for a key-only rule. */
+  readonly value: string | undefined;
+  /** `domain.key_value.subkey`, as envoyproxy/ratelimit names rules in stats and /rlconfig. */
+  readonly fullKey: string;
+  readonly limits: readonly RuleLimit[];
   readonly children: RuleLevel;
 }
 

@@ -1,5 +1,6 @@
 import { LineCounter, parseDocument } from 'yaml';
 import { ConfigError, TIME_UNITS, type Algorithm, type TimeUnit } from '../core';
+import type { RuleFlags } from './rule-set';
 import { YamlNodeReader } from './yaml-node-reader';
 
 /** One `rate_limit` block (or one item of `rate_limits`) as written, after type checks. */
@@ -17,19 +18,12 @@ export interface LimitSpec {
 /** A limit that is not `unlimited`, so it has a unit. */
 export type RatedLimitSpec = LimitSpec & { readonly unit: TimeUnit };
 
-export interface DescriptorSpec {
+export interface DescriptorSpec extends RuleFlags {
   readonly at: YamlNodeReader;
   readonly key: string;
   /** Undefined for a key-only rule ('' counts as absent, as in the reference). */
   readonly value: string | undefined;
   readonly limits: readonly RatedLimitSpec[];
-  readonly unlimited: boolean;
-  readonly replaces: readonly string[];
-  readonly shadowMode: boolean;
-  readonly quotaMode: boolean;
-  readonly detailedMetric: boolean;
-  readonly valueToMetric: boolean;
-  readonly shareThreshold: boolean;
   readonly descriptors: readonly DescriptorSpec[];
 }
 

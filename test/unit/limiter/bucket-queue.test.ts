@@ -3,16 +3,18 @@ import { BucketQueue } from '../../../src/limiter/bucket-queue';
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
+/** A task that records when it starts and ends, with a turn of the event loop in between. */
+const loggedTask = (log: string[], name: string) => async () => {
+  log.push(`${name}:start`);
+  await tick();
+  log.push(`${name}:end`);
+};
+
 describe('BucketQueue', () => {
   it('runs tasks on the same key one after another, in arrival order', async () => {
     const queue = new BucketQueue();
     const log: string[] = [];
-    const task = (name: string) => async () => {
-      log.push(`${name}:start`);
-      await tick();
-      log.push(`${name}:end`);
-    };
-    await Promise.all([queue.run(['k'], task('a')), queue.run(['k'], task('b'))]);
+    await Promise.all([queue.run(['k'], loggedTask(log, 'a')), queue.run(['k'], loggedTask(log, 'b'))]);
     assert.deepEqual(log, ['a:start', 'a:end', 'b:start', 'b:end']);
     assert.equal(queue.activeKeys, 0);
   });
@@ -20,12 +22,7 @@ describe('BucketQueue', () => {
   it('runs tasks on different keys concurrently', async () => {
     const queue = new BucketQueue();
     const log: string[] = [];
-    const task = (name: string) => async () => {
-      log.push(`${name}:start`);
-      await tick();
-      log.push(`${name}:end`);
-    };
-    await Promise.all([queue.run(['x'], task('a')), queue.run(['y'], task('b'))]);
+    await Promise.all([queue.run(['x'], loggedTask(log, 'a')), queue.run(['y'], loggedTask(log, 'b'))]);
     assert.deepEqual(log.slice(0, 2), ['a:start', 'b:start']);
   });
 
