@@ -1,5 +1,4 @@
 import { status as GrpcStatus, type ServerUnaryCall, type sendUnaryData, type ServiceError } from '@grpc/grpc-js';
-import { Metadata } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import {
   InvalidRequestError,
@@ -107,16 +106,15 @@ export function toResponse(outcome: RateLimitOutcome): RateLimitResponse {
  * failures UNAVAILABLE, anything unexpected INTERNAL (and logged).
  */
 export function toServiceError(error: unknown, logger: Logger): Partial<ServiceError> {
-  const metadata = new Metadata();
   if (error instanceof InvalidRequestError) {
-    return { code: GrpcStatus.INVALID_ARGUMENT, details: error.message, metadata };
+    return { code: GrpcStatus.INVALID_ARGUMENT, details: error.message };
   }
   if (error instanceof RateLimitError && error.transient) {
     logger.warn({ err: error, code: error.code }, 'ShouldRateLimit failed');
-    return { code: GrpcStatus.UNAVAILABLE, details: error.message, metadata };
+    return { code: GrpcStatus.UNAVAILABLE, details: error.message };
   }
   logger.error({ err: error }, 'ShouldRateLimit failed unexpectedly');
-  return { code: GrpcStatus.INTERNAL, details: `internal error: ${errorMessage(error)}`, metadata };
+  return { code: GrpcStatus.INTERNAL, details: `internal error: ${errorMessage(error)}` };
 }
 
 export function createRlsHandlers(options: { decider: RateLimitDecider; logger: Logger }): RateLimitServiceServer {
