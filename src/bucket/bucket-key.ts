@@ -25,3 +25,12 @@ export function ruleBucketKey(domain: string, entries: readonly DescriptorEntry[
 export function overrideBucketKey(domain: string, entries: readonly DescriptorEntry[], override: LimitOverride): string {
   return `${entriesPart(domain, entries)}#override:${override.requestsPerUnit}/${override.unit}`;
 }
+
+/**
+ * The part of a bucket id that places it: every limit of one rule for one descriptor shares it,
+ * so a sharded store keeps them together and can write them atomically.
+ */
+export function bucketGroup(bucketKey: string): string {
+  const end = bucketKey.indexOf('#');
+  return end === -1 ? bucketKey : bucketKey.slice(0, end);
+}

@@ -16,22 +16,21 @@ export interface BucketWrite {
   readonly expireAtMs: number;
 }
 
-export type CompareAndSetResult =
-  | { readonly applied: true }
-  | {
-      readonly applied: false;
-      /** The current record of every key whose version did not match (undefined = absent). */
-      readonly conflicts: ReadonlyMap<string, VersionedBucket | undefined>;
-    };
+/**
+ * Outcome of a conditional write. Writes are grouped by where they live (one group per shard);
+ * a group is applied whole or refused whole. `refused` holds every key of every refused group
+ * with its current record (undefined = absent); keys not in it were written.
+ */
+export interface CompareAndSetResult {
+  readonly refused: ReadonlyMap<string, VersionedBucket | undefined>;
+}
 
 /**
  * Version-stamped bucket storage. Implementations MUST be safe for concurrent calls.
  *
- * `compareAndSet` is all-or-nothing over the writes of one call: if any key's version differs
- * from its `expectedVersion`, nothing is written and the conflicting records are returned. An
- * applied write stores the record with version `expectedVersion + 1`. The engine relies on this
- * to keep a descriptor with several limits atomic; a sharded store keeps all keys of one call on
- * one shard or reports which shard failed.
+ * `compareAndSet` writes each bucket only if its version is still `expectedVersion`, storing
+ * version `expectedVersion + 1`. All keys whose ids share the part before `#` (the limits of one
+ * rule for one descriptor) live in one group, so a descriptor with several limits is atomic.
  */
 export interface BucketStore {
   /** Current records, in the order of `keys`; undefined for absent or expired buckets. */

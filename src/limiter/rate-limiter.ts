@@ -75,19 +75,32 @@ export class RateLimiter {
     return this.queue.run(keys, () => this.decideAndWrite(plans, keys));
   }
 
-  /** Load → decide → one conditional write; on conflict, decide again from the records the store returned. */
+  /**
+   * Load → decide → one conditional write. Groups the store refused (a concurrent writer got
+   * there first) are decided again from the records it returned; the others are final.
+   */
   private async decideAndWrite(plans: readonly DescriptorPlan[], keys: readonly string[]): Promise<DescriptorStatus[]> {
     const loaded = await this.store.load(keys);
     const records = new Map<string, VersionedBucket | undefined>(keys.map((key, index) => [key, loaded[index]]));
+    const statuses: DescriptorStatus[] = new Array<DescriptorStatus>(plans.length);
+    let pending = plans.map((_, index) => index);
     for (let attempt = 1; ; attempt++) {
-      const { statuses, writes } = decideDescriptors(plans, records, this.clock.nowMs());
-      if (writes.length === 0) return statuses;
-      const result = await this.store.compareAndSet(writes);
-      if (result.applied) return statuses;
-      if (attempt >= this.maxWriteAttempts) throw new StoreContentionError([...result.conflicts.keys()], attempt);
-      for (const [key, current] of result.conflicts) records.set(key, current);
+      const decision = decideDescriptors(pending.map((index) => plans[index] as DescriptorPlan), records, this.clock.nowMs());
+      pending.forEach((planIndex, index) => {
+        statuses[planIndex] = decision.statuses[index] as DescriptorStatus;
+      });
+      if (decision.writes.length === 0) return statuses;
+      const { refused } = await this.store.compareAndSet(decision.writes);
+      if (refused.size === 0) return statuses;
+      if (attempt >= this.maxWriteAttempts) throw new StoreContentionError([...refused.keys()], attempt);
+      for (const [key, current] of refused) records.set(key, current);
+      pending = pending.filter((index) => touchesAny(plans[index] as DescriptorPlan, refused));
     }
   }
+}
+
+function touchesAny(plan: DescriptorPlan, keys: ReadonlyMap<string, unknown>): boolean {
+  return plan.kind === 'limited' && plan.limits.some((limit) => keys.has(limit.bucketKey));
 }
 
 /**

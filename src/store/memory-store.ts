@@ -7,6 +7,8 @@ export interface MemoryBucketStoreOptions {
   readonly maxBuckets: number;
 }
 
+const NOTHING_REFUSED: ReadonlyMap<string, VersionedBucket | undefined> = new Map();
+
 interface MemoryRecord extends VersionedBucket {
   readonly expireAtMs: number;
 }
@@ -47,18 +49,14 @@ export class MemoryBucketStore implements BucketStore {
 
   async compareAndSet(writes: readonly BucketWrite[]): Promise<CompareAndSetResult> {
     const nowMs = this.clock.nowMs();
-    let conflicts: Map<string, VersionedBucket | undefined> | undefined;
-    for (const write of writes) {
-      const current = this.live(write.key, nowMs);
-      if ((current?.version ?? 0) !== write.expectedVersion) {
-        conflicts ??= new Map();
-        conflicts.set(write.key, current);
-      }
+    const current = writes.map((write) => this.live(write.key, nowMs));
+    // One process is one group: any stale version refuses every write of the call.
+    if (writes.some((write, index) => (current[index]?.version ?? 0) !== write.expectedVersion)) {
+      return { refused: new Map(writes.map((write, index) => [write.key, current[index]])) };
     }
-    if (conflicts !== undefined) return { applied: false, conflicts };
     for (const write of writes) this.put(write.key, write.state, write.expectedVersion + 1, write.expireAtMs);
     this.evictOverflow();
-    return { applied: true };
+    return { refused: NOTHING_REFUSED };
   }
 
   async ping(): Promise<void> {}

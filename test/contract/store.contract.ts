@@ -36,7 +36,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
     });
 
     it('creates a record with version 1 when the expected version is 0', async () => {
-      assert.deepEqual(await subject.store.compareAndSet([write('k', 0, 7)]), { applied: true });
+      assert.equal((await subject.store.compareAndSet([write('k', 0, 7)])).refused.size, 0);
       const [record] = await subject.store.load(['k']);
       assert.equal(record?.version, 1);
       assert.deepEqual(record?.state, { tokens: 7, updatedAtMs: subject.clock.nowMs() });
@@ -52,24 +52,21 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
 
     it('refuses a stale version and returns the current record', async () => {
       await subject.store.compareAndSet([write('k', 0, 7)]);
-      const result = await subject.store.compareAndSet([write('k', 0, 3)]);
-      assert.equal(result.applied, false);
-      assert.ok(!result.applied);
-      assert.equal(result.conflicts.get('k')?.version, 1);
-      assert.equal(result.conflicts.get('k')?.state.tokens, 7);
+      const { refused } = await subject.store.compareAndSet([write('k', 0, 3)]);
+      assert.equal(refused.get('k')?.version, 1);
+      assert.equal(refused.get('k')?.state.tokens, 7);
       const [record] = await subject.store.load(['k']);
       assert.equal(record?.state.tokens, 7, 'a refused write changes nothing');
     });
 
-    it('applies all writes of one call or none', async () => {
-      await subject.store.compareAndSet([write('a', 0, 1)]);
-      const result = await subject.store.compareAndSet([write('b', 0, 9), write('a', 0, 9)]);
-      assert.equal(result.applied, false);
-      assert.ok(!result.applied);
-      assert.deepEqual([...result.conflicts.keys()], ['a']);
-      const [a, b] = await subject.store.load(['a', 'b']);
-      assert.equal(a?.state.tokens, 1);
-      assert.equal(b, undefined, 'the write without a conflict was not applied either');
+    it('applies the limits of one rule (one group) all together or not at all', async () => {
+      await subject.store.compareAndSet([write('d|k=v#second', 0, 1)]);
+      const { refused } = await subject.store.compareAndSet([write('d|k=v#day', 0, 9), write('d|k=v#second', 0, 9)]);
+      assert.deepEqual([...refused.keys()].sort(), ['d|k=v#day', 'd|k=v#second']);
+      assert.equal(refused.get('d|k=v#day'), undefined, 'refused with its current (absent) record');
+      const [second, day] = await subject.store.load(['d|k=v#second', 'd|k=v#day']);
+      assert.equal(second?.state.tokens, 1);
+      assert.equal(day, undefined, 'the write without a conflict was not applied either');
     });
 
     it('forgets a record once it expires', async () => {
@@ -78,7 +75,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       assert.notEqual((await subject.store.load(['k']))[0], undefined);
       subject.clock.advance(1);
       assert.equal((await subject.store.load(['k']))[0], undefined);
-      assert.deepEqual(await subject.store.compareAndSet([write('k', 0, 4)]), { applied: true }, 'an expired record counts as absent');
+      assert.equal((await subject.store.compareAndSet([write('k', 0, 4)])).refused.size, 0, 'an expired record counts as absent');
     });
 
     it('answers ping', async () => {

@@ -173,7 +173,7 @@ describe('RateLimiter', () => {
     const inner = new MemoryBucketStore({ clock, maxBuckets: 10 });
     const alwaysConflicting: BucketStore = {
       load: (keys) => inner.load(keys),
-      compareAndSet: async (writes) => ({ applied: false, conflicts: new Map(writes.map((write) => [write.key, undefined])) }),
+      compareAndSet: async (writes) => ({ refused: new Map(writes.map((write) => [write.key, undefined])) }),
       ping: () => inner.ping(),
       close: () => inner.close(),
     };
