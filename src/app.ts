@@ -7,6 +7,9 @@ import { GrpcServer } from './server/grpc/grpc-server';
 import { createRlsHandlers } from './server/grpc/rls-service';
 import type { Settings } from './settings/settings';
 import { MemoryBucketStore } from './store/memory-store';
+import { connectShards } from './store/redis/connect-shards';
+import { RedisShardStore } from './store/redis/redis-shard-store';
+import { ShardRing } from './store/redis/shard-ring';
 
 /** Parts a test (or a later composition) may supply instead of the defaults. */
 export interface AppOverrides {
@@ -18,7 +21,7 @@ export interface AppOverrides {
 }
 
 export interface App {
-  /** Loads the rules, binds the servers; resolves with the bound gRPC port. */
+  /** Loads the rules, connects the store, binds the servers; resolves with the bound gRPC port. */
   start(): Promise<{ grpcPort: number }>;
   /** Health goes NOT_SERVING, new calls are refused, in-flight calls finish (up to the grace time). */
   stop(): Promise<void>;
@@ -26,47 +29,33 @@ export interface App {
   readonly logger: Logger;
 }
 
+interface Running {
+  readonly store: BucketStore;
+  readonly grpc: GrpcServer;
+  readonly timers: NodeJS.Timeout[];
+}
+
 /** The composition root: the only place that knows every concrete part. */
 export function createApp(settings: Settings, overrides: AppOverrides = {}): App {
-  const logger = overrides.logger ?? createLogger({ level: settings.logLevel });
+  const logger = (overrides.logger ?? createLogger({ level: settings.logLevel })).child({ region: settings.region });
   const clock = overrides.clock ?? systemClock;
-  const store: BucketStore = overrides.store ?? new MemoryBucketStore({ clock, maxBuckets: settings.memoryMaxBuckets });
-  const memoryStore = store instanceof MemoryBucketStore ? store : undefined;
   const rules = new FileRuleSource({ dir: settings.configDir, logger });
-  const limiter = new RateLimiter({
-    store,
-    clock,
-    rules: () => rules.current(),
-    responseHeaders: settings.responseHeaders,
-    shadowMode: settings.shadowMode,
-  });
-  const grpc = new GrpcServer({
-    host: settings.grpcHost,
-    port: settings.grpcPort,
-    rls: createRlsHandlers({ decider: limiter, logger }),
-    logger,
-  });
-
-  let storeAnswers = false;
+  let running: Running | undefined;
   let stopping = false;
-  const timers: NodeJS.Timeout[] = [];
-  const refreshHealth = (): void => grpc.setServing(!stopping && storeAnswers && rules.current() !== undefined);
-  const checkStore = async (): Promise<void> => {
-    try {
-      await store.ping();
-      storeAnswers = true;
-    } catch (error) {
-      if (storeAnswers) logger.error({ err: errorMessage(error) }, 'bucket store stopped answering');
-      storeAnswers = false;
-    }
-    refreshHealth();
-  };
-  rules.onLoaded(refreshHealth);
 
-  const every = (intervalMs: number, task: () => void): void => {
-    const timer = setInterval(task, intervalMs);
-    timer.unref();
-    timers.push(timer);
+  const createStore = async (): Promise<{ store: BucketStore; kind: string }> => {
+    if (overrides.store !== undefined) return { store: overrides.store, kind: 'custom' };
+    if (settings.redisShards.length === 0) {
+      return { store: new MemoryBucketStore({ clock, maxBuckets: settings.memoryMaxBuckets }), kind: 'memory' };
+    }
+    const shards = await connectShards({
+      shards: settings.redisShards,
+      commandTimeoutMs: settings.redisCommandTimeoutMs,
+      tlsCaFile: settings.redisTlsCaFile,
+      logger,
+    });
+    const ring = new ShardRing(settings.redisShards.map((shard) => shard.name));
+    return { store: new RedisShardStore({ shards, ring, clock, keyPrefix: settings.redisKeyPrefix }), kind: 'redis' };
   };
 
   return {
@@ -74,20 +63,58 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
     logger,
     async start() {
       await rules.start();
+      const { store, kind } = await createStore();
+      const limiter = new RateLimiter({
+        store,
+        clock,
+        rules: () => rules.current(),
+        responseHeaders: settings.responseHeaders,
+        shadowMode: settings.shadowMode,
+      });
+      const grpc = new GrpcServer({
+        host: settings.grpcHost,
+        port: settings.grpcPort,
+        rls: createRlsHandlers({ decider: limiter, logger }),
+        logger,
+      });
+      const timers: NodeJS.Timeout[] = [];
+      running = { store, grpc, timers };
+
+      let storeAnswers = false;
+      const refreshHealth = (): void => grpc.setServing(!stopping && storeAnswers && rules.current() !== undefined);
+      const checkStore = async (): Promise<void> => {
+        try {
+          await store.ping();
+          if (!storeAnswers) logger.info('bucket store answers');
+          storeAnswers = true;
+        } catch (error) {
+          if (storeAnswers) logger.error({ err: errorMessage(error) }, 'bucket store stopped answering');
+          storeAnswers = false;
+        }
+        refreshHealth();
+      };
+      const every = (intervalMs: number, task: () => void): void => {
+        const timer = setInterval(task, intervalMs);
+        timer.unref();
+        timers.push(timer);
+      };
+      rules.onLoaded(refreshHealth);
       await checkStore();
       every(overrides.healthCheckIntervalMs ?? 1000, () => void checkStore());
-      if (memoryStore !== undefined) every(1000, () => memoryStore.sweepExpired());
+      if (store instanceof MemoryBucketStore) every(1000, () => store.sweepExpired());
       const grpcPort = await grpc.start();
-      logger.info({ grpcPort, configDir: settings.configDir, store: memoryStore ? 'memory' : 'custom' }, 'ringlimit serving');
+      logger.info({ grpcPort, configDir: settings.configDir, store: kind, shards: settings.redisShards.map((shard) => shard.name) }, 'ringlimit serving');
       return { grpcPort };
     },
     async stop() {
       stopping = true;
-      refreshHealth();
-      for (const timer of timers) clearInterval(timer);
       rules.close();
-      await grpc.stop(settings.shutdownGraceMs);
-      await store.close();
+      if (running !== undefined) {
+        running.grpc.setServing(false);
+        for (const timer of running.timers) clearInterval(timer);
+        await running.grpc.stop(settings.shutdownGraceMs);
+        await running.store.close();
+      }
       logger.info('ringlimit stopped');
     },
   };

@@ -5,6 +5,7 @@ export type ErrorCode =
   | 'ERR_INVALID_REQUEST'
   | 'ERR_NO_CONFIG'
   | 'ERR_STORE_UNAVAILABLE'
+  | 'ERR_STORE_AUTH'
   | 'ERR_STORE_CONTENTION';
 
 export abstract class RateLimitError extends Error {
@@ -69,7 +70,16 @@ export class StoreUnavailableError extends RateLimitError {
   override readonly transient = true;
 
   constructor(readonly shard: string, options?: { cause?: unknown }) {
-    super(`bucket store '${shard}' is unavailable`, options);
+    super(`bucket store '${shard}' is unavailable${options?.cause === undefined ? '' : `: ${errorMessage(options.cause)}`}`, options);
+  }
+}
+
+/** A shard refused our credentials: retrying cannot help, so start-up stops. */
+export class StoreAuthError extends RateLimitError {
+  readonly code = 'ERR_STORE_AUTH';
+
+  constructor(readonly shard: string, readonly redactedUrl: string, options?: { cause?: unknown }) {
+    super(`shard '${shard}' (${redactedUrl}) refused the credentials: ${errorMessage(options?.cause)}`, options);
   }
 }
 

@@ -9,6 +9,12 @@ export interface ResponseHeaderSettings {
   readonly reset: string;
 }
 
+/** A named Redis shard: the ring hashes the name, so the URL can change without moving buckets. */
+export interface ShardSetting {
+  readonly name: string;
+  readonly url: string;
+}
+
 /** Everything ringlimit reads from its environment and flags, validated once at start. */
 export interface Settings {
   readonly grpcHost: string;
@@ -22,6 +28,13 @@ export interface Settings {
   readonly shadowMode: boolean;
   readonly memoryMaxBuckets: number;
   readonly shutdownGraceMs: number;
+  /** Empty: the embedded memory store. */
+  readonly redisShards: readonly ShardSetting[];
+  readonly redisCommandTimeoutMs: number;
+  readonly redisTlsCaFile: string | undefined;
+  readonly redisKeyPrefix: string;
+  /** The region this instance runs in (reported in logs and health). */
+  readonly region: string;
 }
 
 /** Command-line flags; each wins over its environment variable. */
@@ -57,6 +70,11 @@ export function loadSettings(env: Environment, flags: SettingsFlags = {}): Setti
     shadowMode: parseBool('SHADOW_MODE', read('SHADOW_MODE'), false),
     memoryMaxBuckets: parsePositiveInt('MEMORY_STORE_MAX_BUCKETS', read('MEMORY_STORE_MAX_BUCKETS'), 1_000_000),
     shutdownGraceMs: parsePositiveInt('SHUTDOWN_GRACE_MS', read('SHUTDOWN_GRACE_MS'), 10_000),
+    redisShards: parseShards(read),
+    redisCommandTimeoutMs: parsePositiveInt('REDIS_COMMAND_TIMEOUT_MS', read('REDIS_COMMAND_TIMEOUT_MS'), 100),
+    redisTlsCaFile: read('REDIS_TLS_CA_FILE'),
+    redisKeyPrefix: read('REDIS_KEY_PREFIX') ?? read('CACHE_KEY_PREFIX') ?? 'rl:',
+    region: read('REGION') ?? 'local',
   });
 }
 
@@ -66,6 +84,34 @@ function runtimeConfigDir(read: (name: string) => string | undefined): string | 
   const subdirectory = read('RUNTIME_SUBDIRECTORY');
   if (root === undefined && subdirectory === undefined) return undefined;
   return join(root ?? '/srv/runtime_data/current', subdirectory ?? '', read('RUNTIME_APPDIRECTORY') ?? 'config');
+}
+
+const SHARD_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+/** REDIS_SHARDS="us-east=redis://…,eu-west=rediss://…"; REDIS_URL alone is one shard, "default". */
+function parseShards(read: (name: string) => string | undefined): ShardSetting[] {
+  const list = read('REDIS_SHARDS');
+  const single = read('REDIS_URL');
+  if (list === undefined) return single === undefined ? [] : [{ name: 'default', url: checkRedisUrl('REDIS_URL', single) }];
+  const shards = list.split(',').map((entry) => {
+    const separator = entry.indexOf('=');
+    const name = entry.slice(0, separator).trim();
+    if (separator === -1 || !SHARD_NAME.test(name)) {
+      throw new SettingsError('REDIS_SHARDS', `expected name=redis://host:port entries separated by commas; bad entry '${entry.replace(/\/\/[^@]*@/, '//…@')}'`);
+    }
+    return { name, url: checkRedisUrl(`REDIS_SHARDS[${name}]`, entry.slice(separator + 1).trim()) };
+  });
+  const names = new Set<string>();
+  for (const { name } of shards) {
+    if (names.has(name)) throw new SettingsError('REDIS_SHARDS', `shard '${name}' is named twice`);
+    names.add(name);
+  }
+  return shards;
+}
+
+function checkRedisUrl(setting: string, url: string): string {
+  if (!/^rediss?:\/\/[^/]/.test(url)) throw new SettingsError(setting, 'expected a redis:// or rediss:// URL');
+  return url;
 }
 
 function parsePort(setting: string, text: string | undefined, fallback: number): number {

@@ -5,7 +5,7 @@ import { FakeClock } from '../../support/fake-clock';
 
 describeStoreContract('memory', () => {
   const clock = new FakeClock();
-  return { clock, store: new MemoryBucketStore({ clock, maxBuckets: 1000 }) };
+  return { clock, store: new MemoryBucketStore({ clock, maxBuckets: 1000 }), passTime: async (ms) => clock.advance(ms) };
 });
 
 describe('MemoryBucketStore', () => {
