@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { errorMessage, systemClock, type BucketStore, type Clock } from './core';
 import { FileRuleSource } from './config/file-rule-source';
-import { RateLimiter } from './limiter/rate-limiter';
+import { RateLimiter, type EngineCounters } from './limiter/rate-limiter';
 import { createLogger } from './observability/logger';
 import { GrpcServer } from './server/grpc/grpc-server';
 import { createRlsHandlers } from './server/grpc/rls-service';
@@ -27,10 +27,13 @@ export interface App {
   stop(): Promise<void>;
   readonly rules: FileRuleSource;
   readonly logger: Logger;
+  /** The engine's counters once started (decisions, store reads/writes, conflicts). */
+  counters(): EngineCounters | undefined;
 }
 
 interface Running {
   readonly store: BucketStore;
+  readonly limiter: RateLimiter;
   readonly grpc: GrpcServer;
   readonly timers: NodeJS.Timeout[];
 }
@@ -61,6 +64,7 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
   return {
     rules,
     logger,
+    counters: () => running?.limiter.counters,
     async start() {
       await rules.start();
       const { store, kind } = await createStore();
@@ -70,6 +74,8 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
         rules: () => rules.current(),
         responseHeaders: settings.responseHeaders,
         shadowMode: settings.shadowMode,
+        // A local copy only saves something when the store is remote.
+        recordCacheTtlMs: kind === 'redis' ? settings.bucketCacheTtlMs : 0,
       });
       const grpc = new GrpcServer({
         host: settings.grpcHost,
@@ -78,7 +84,7 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
         logger,
       });
       const timers: NodeJS.Timeout[] = [];
-      running = { store, grpc, timers };
+      running = { store, limiter, grpc, timers };
 
       let storeAnswers = false;
       const refreshHealth = (): void => grpc.setServing(!stopping && storeAnswers && rules.current() !== undefined);
@@ -115,7 +121,7 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
         await running.grpc.stop(settings.shutdownGraceMs);
         await running.store.close();
       }
-      logger.info('ringlimit stopped');
+      logger.info({ engine: running?.limiter.counters }, 'ringlimit stopped');
     },
   };
 }

@@ -5,8 +5,7 @@ export type ErrorCode =
   | 'ERR_INVALID_REQUEST'
   | 'ERR_NO_CONFIG'
   | 'ERR_STORE_UNAVAILABLE'
-  | 'ERR_STORE_AUTH'
-  | 'ERR_STORE_CONTENTION';
+  | 'ERR_STORE_AUTH';
 
 export abstract class RateLimitError extends Error {
   abstract readonly code: ErrorCode;
@@ -80,16 +79,6 @@ export class StoreAuthError extends RateLimitError {
 
   constructor(readonly shard: string, readonly redactedUrl: string, options?: { cause?: unknown }) {
     super(`shard '${shard}' (${redactedUrl}) refused the credentials: ${errorMessage(options?.cause)}`, options);
-  }
-}
-
-/** Conditional writes kept losing to concurrent writers within the attempts allowed. */
-export class StoreContentionError extends RateLimitError {
-  readonly code = 'ERR_STORE_CONTENTION';
-  override readonly transient = true;
-
-  constructor(readonly keys: readonly string[], readonly attempts: number) {
-    super(`conditional write lost ${attempts} times in a row for ${keys.length} bucket(s), e.g. '${keys[0] ?? ''}'`);
   }
 }
 

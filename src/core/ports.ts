@@ -1,4 +1,4 @@
-import type { BucketState, VersionedBucket } from './types';
+import type { BucketState, Limit, VersionedBucket } from './types';
 
 /** Time source. Core logic reads time only through this, so tests move time without sleeping. */
 export interface Clock {
@@ -25,6 +25,20 @@ export interface CompareAndSetResult {
   readonly refused: ReadonlyMap<string, VersionedBucket | undefined>;
 }
 
+/** One descriptor's limits for the store to decide itself: all admit, or none consumes. */
+export interface ApplyRequest {
+  readonly limits: readonly { readonly key: string; readonly limit: Limit }[];
+  readonly hits: number;
+}
+
+/** The store's decision for one limit of an ApplyRequest, and the record it left. */
+export interface AppliedLimit {
+  readonly allowed: boolean;
+  readonly remaining: number;
+  readonly resetAfterMs: number;
+  readonly record: VersionedBucket | undefined;
+}
+
 /**
  * Version-stamped bucket storage. Implementations MUST be safe for concurrent calls.
  *
@@ -36,6 +50,13 @@ export interface BucketStore {
   /** Current records, in the order of `keys`; undefined for absent or expired buckets. */
   load(keys: readonly string[]): Promise<(VersionedBucket | undefined)[]>;
   compareAndSet(writes: readonly BucketWrite[]): Promise<CompareAndSetResult>;
+  /**
+   * Decides the requests where the buckets live, with the same math as bucket/ (token bucket or
+   * fixed window, `nowMs` from the caller), in request order, atomically per request. The engine
+   * uses it when conditional writes keep losing to other writers, so a hot bucket never fails
+   * for contention. Results are in request order, limits in request-limit order.
+   */
+  applyOnShard(requests: readonly ApplyRequest[], nowMs: number): Promise<AppliedLimit[][]>;
   /** Resolves when the store answers; rejects with StoreUnavailableError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

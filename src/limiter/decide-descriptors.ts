@@ -9,9 +9,28 @@ export interface DescriptorsDecision {
   readonly writes: BucketWrite[];
 }
 
-interface Outcome {
+/** One limit's verdict, however it was reached (here, or applied on the shard). */
+export interface LimitOutcome {
   readonly limit: NamedLimit;
-  readonly decision: LimitDecision;
+  readonly decision: Pick<LimitDecision, 'allowed' | 'remaining' | 'resetAfterMs'>;
+}
+
+/**
+ * The status of a limited descriptor from its limits' verdicts: admitted only if every limit
+ * admitted it; then the tightest limit is reported, otherwise the first one that denied.
+ * Shadow mode answers OK whatever happened.
+ */
+export function limitedStatus(plan: { readonly shadowMode: boolean }, outcomes: readonly LimitOutcome[]): DescriptorStatus {
+  const admitted = outcomes.every(({ decision }) => decision.allowed);
+  const { limit, decision } = admitted
+    ? outcomes.reduce((best, outcome) => (outcome.decision.remaining < best.decision.remaining ? outcome : best))
+    : (outcomes.find((outcome) => !outcome.decision.allowed) as LimitOutcome);
+  return {
+    code: admitted || plan.shadowMode ? 'OK' : 'OVER_LIMIT',
+    currentLimit: { requestsPerUnit: limit.requestsPerUnit, unit: limit.unit, name: limit.name },
+    limitRemaining: admitted ? decision.remaining : 0,
+    resetAfterMs: decision.resetAfterMs,
+  };
 }
 
 interface PendingWrite {
@@ -48,16 +67,7 @@ export function decideDescriptors(
       if (decision.next === undefined || (!admitted && decision.allowed)) continue;
       pending.set(bucketKey, { state: decision.next, expireAtMs: decision.expireAtMs });
     }
-    // Admitted: report the tightest limit. Denied: report the first limit that denied.
-    const { limit, decision } = admitted
-      ? outcomes.reduce((best, outcome) => (outcome.decision.remaining < best.decision.remaining ? outcome : best))
-      : (outcomes.find((outcome) => !outcome.decision.allowed) as Outcome);
-    return {
-      code: admitted || plan.shadowMode ? 'OK' : 'OVER_LIMIT',
-      currentLimit: { requestsPerUnit: limit.requestsPerUnit, unit: limit.unit, name: limit.name },
-      limitRemaining: admitted ? decision.remaining : 0,
-      resetAfterMs: decision.resetAfterMs,
-    };
+    return limitedStatus(plan, outcomes);
   });
   const writes = [...pending].map(([key, write]) => ({
     key,

@@ -33,6 +33,8 @@ export interface Settings {
   readonly redisCommandTimeoutMs: number;
   readonly redisTlsCaFile: string | undefined;
   readonly redisKeyPrefix: string;
+  /** How long the engine trusts its local copy of a Redis bucket record (0 = always read). */
+  readonly bucketCacheTtlMs: number;
   /** The region this instance runs in (reported in logs and health). */
   readonly region: string;
 }
@@ -74,6 +76,7 @@ export function loadSettings(env: Environment, flags: SettingsFlags = {}): Setti
     redisCommandTimeoutMs: parsePositiveInt('REDIS_COMMAND_TIMEOUT_MS', read('REDIS_COMMAND_TIMEOUT_MS'), 100),
     redisTlsCaFile: read('REDIS_TLS_CA_FILE'),
     redisKeyPrefix: read('REDIS_KEY_PREFIX') ?? read('CACHE_KEY_PREFIX') ?? 'rl:',
+    bucketCacheTtlMs: parseNonNegativeInt('BUCKET_CACHE_TTL_MS', read('BUCKET_CACHE_TTL_MS'), 2000),
     region: read('REGION') ?? 'local',
   });
 }
@@ -128,6 +131,10 @@ function parsePositiveInt(setting: string, text: string | undefined, fallback: n
     throw new SettingsError(setting, `expected a positive whole number, got '${text}'`);
   }
   return value;
+}
+
+function parseNonNegativeInt(setting: string, text: string | undefined, fallback: number): number {
+  return text === '0' ? 0 : parsePositiveInt(setting, text, fallback);
 }
 
 /** Accepts what Go's strconv.ParseBool does, as envoyproxy/ratelimit's settings are read with it. */

@@ -1,5 +1,5 @@
-import type { BucketStore, BucketWrite, Clock, CompareAndSetResult } from '../core';
-import type { BucketState, VersionedBucket } from '../core';
+import type { AppliedLimit, ApplyRequest, BucketState, BucketStore, BucketWrite, Clock, CompareAndSetResult, VersionedBucket } from '../core';
+import { applyInPlace } from './memory-apply';
 
 export interface MemoryBucketStoreOptions {
   readonly clock: Clock;
@@ -57,6 +57,17 @@ export class MemoryBucketStore implements BucketStore {
     for (const write of writes) this.put(write.key, write.state, write.expectedVersion + 1, write.expireAtMs);
     this.evictOverflow();
     return { refused: NOTHING_REFUSED };
+  }
+
+  async applyOnShard(requests: readonly ApplyRequest[], nowMs: number): Promise<AppliedLimit[][]> {
+    const storeNowMs = this.clock.nowMs();
+    const applied = applyInPlace(
+      { get: (key) => this.live(key, storeNowMs), set: (key, state, version, expireAtMs) => this.put(key, state, version, expireAtMs) },
+      requests,
+      nowMs,
+    );
+    this.evictOverflow();
+    return applied;
   }
 
   async ping(): Promise<void> {}

@@ -4,11 +4,11 @@ import { loadSync } from '@grpc/proto-loader';
 import { join } from 'node:path';
 import { FileDescriptorProto } from 'ts-proto-descriptors';
 import { protoPath as HEALTH_PROTO_PATH } from 'grpc-health-check';
-import type { BucketStore } from '../../src/core';
 import { MemoryBucketStore } from '../../src/store/memory-store';
 import { FakeClock } from '../support/fake-clock';
 import { REPO_ROOT } from '../support/paths';
 import { fixtureText } from '../support/rules';
+import { delegatingStore } from '../support/store-doubles';
 import { startTestServer, type TestServer } from '../support/test-server';
 
 const REFLECTION_PROTO_DIR = join(REPO_ROOT, 'node_modules', '@grpc', 'reflection', 'build', 'proto');
@@ -126,14 +126,11 @@ describe('gRPC health', () => {
     const clock = new FakeClock();
     const memory = new MemoryBucketStore({ clock, maxBuckets: 100 });
     let storeUp = true;
-    const store: BucketStore = {
-      load: (keys) => memory.load(keys),
-      compareAndSet: (writes) => memory.compareAndSet(writes),
+    const store = delegatingStore(memory, {
       ping: async () => {
         if (!storeUp) throw new Error('store down');
       },
-      close: () => memory.close(),
-    };
+    });
     const server = await startTestServer({ 'basic.yaml': fixtureText('basic.yaml') }, {}, { store, healthCheckIntervalMs: 20 });
     try {
       assert.equal(await healthCheck(server.port, ''), 'SERVING');

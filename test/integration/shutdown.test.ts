@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import type { BucketStore } from '../../src/core';
 import { MemoryBucketStore } from '../../src/store/memory-store';
 import { FakeClock } from '../support/fake-clock';
 import { d, RlsTestClient } from '../support/rls-client';
 import { fixtureText } from '../support/rules';
 import { Code } from '../support/status';
+import { delegatingStore } from '../support/store-doubles';
 import { startTestServer } from '../support/test-server';
 
 describe('graceful stop', () => {
@@ -16,7 +16,7 @@ describe('graceful stop', () => {
     const started = new Promise<void>((resolve) => {
       loadStarted = resolve;
     });
-    const store: BucketStore = {
+    const store = delegatingStore(memory, {
       load: async (keys) => {
         loadStarted();
         await new Promise<void>((resolve) => {
@@ -24,10 +24,7 @@ describe('graceful stop', () => {
         });
         return memory.load(keys);
       },
-      compareAndSet: (writes) => memory.compareAndSet(writes),
-      ping: () => memory.ping(),
-      close: () => memory.close(),
-    };
+    });
     const server = await startTestServer({ 'basic.yaml': fixtureText('basic.yaml') }, {}, { store });
     const inFlight = server.client.call('test-domain', [d(['key2', 'draining'])]);
     await started;

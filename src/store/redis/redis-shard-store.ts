@@ -1,5 +1,8 @@
 import {
+  UNIT_SECONDS,
   StoreUnavailableError,
+  type AppliedLimit,
+  type ApplyRequest,
   errorMessage,
   type BucketStore,
   type BucketWrite,
@@ -79,6 +82,45 @@ export class RedisShardStore implements BucketStore {
       }),
     );
     return { refused };
+  }
+
+  async applyOnShard(requests: readonly ApplyRequest[], nowMs: number): Promise<AppliedLimit[][]> {
+    const results = new Array<AppliedLimit[]>(requests.length);
+    // A request's limits share a bucket group, hence a shard (see ShardRing).
+    const byShard = this.groupByShard(
+      requests.map((request, index) => ({ key: request.limits[0]?.key ?? '', request, index })).filter((item) => item.key !== ''),
+    );
+    await Promise.all(
+      [...byShard].map(async ([shard, items]) => {
+        const keys: string[] = [];
+        const keyIndex = new Map<string, number>();
+        const args: (string | number)[] = [Math.round(nowMs), items.length];
+        for (const { request } of items) {
+          args.push(request.hits, request.limits.length);
+          for (const { key, limit } of request.limits) {
+            const prefixed = this.keyPrefix + key;
+            if (!keyIndex.has(prefixed)) keyIndex.set(prefixed, keys.push(prefixed));
+            args.push(keyIndex.get(prefixed) as number, limit.algorithm === 'fixed_window' ? 1 : 0);
+            args.push(limit.requestsPerUnit, UNIT_SECONDS[limit.unit] * 1000, limit.capacity);
+          }
+        }
+        const reply = await this.onShard(shard, (client) => client.bucketApply(keys.length, ...keys, ...args));
+        let cursor = 0;
+        for (const { request, index } of items) {
+          results[index] = request.limits.map(() => {
+            const applied = {
+              allowed: Number(reply[cursor]) === 1,
+              remaining: Number(reply[cursor + 1]),
+              resetAfterMs: Number(reply[cursor + 2]),
+              record: parseBucketRecord(String(reply[cursor + 3] ?? '')),
+            };
+            cursor += 4;
+            return applied;
+          });
+        }
+      }),
+    );
+    return requests.map((_, index) => results[index] ?? []);
   }
 
   async ping(): Promise<void> {

@@ -3,8 +3,6 @@ import type { RuleSet } from '../../../src/config/rule-set';
 import {
   InvalidRequestError,
   NoConfigLoadedError,
-  StoreContentionError,
-  type BucketStore,
   type RateLimitQuery,
   type RequestDescriptor,
 } from '../../../src/core';
@@ -12,6 +10,7 @@ import { RateLimiter, type RateLimiterOptions } from '../../../src/limiter/rate-
 import { MemoryBucketStore } from '../../../src/store/memory-store';
 import { FakeClock } from '../../support/fake-clock';
 import { compileYaml } from '../../support/rules';
+import { delegatingStore } from '../../support/store-doubles';
 
 const RULES = compileYaml(`domain: d
 descriptors:
@@ -168,22 +167,28 @@ describe('RateLimiter', () => {
     assert.equal(admitted, 10, 'no over-admission and no request failed for contention');
   });
 
-  it('gives up with a transient StoreContentionError when every conditional write loses', async () => {
+  it('lets the store apply the decision itself when every conditional write loses, so a hot bucket never fails', async () => {
     const clock = new FakeClock();
     const inner = new MemoryBucketStore({ clock, maxBuckets: 10 });
-    const alwaysConflicting: BucketStore = {
-      load: (keys) => inner.load(keys),
+    const alwaysRefused = delegatingStore(inner, {
       compareAndSet: async (writes) => ({ refused: new Map(writes.map((write) => [write.key, undefined])) }),
-      ping: () => inner.ping(),
-      close: () => inner.close(),
-    };
-    const limiter = new RateLimiter({ store: alwaysConflicting, clock, rules: () => RULES, maxWriteAttempts: 3 });
-    await assert.rejects(limiter.shouldRateLimit(q([one('loose', 'x')])), (error: unknown) => {
-      assert.ok(error instanceof StoreContentionError);
-      assert.equal(error.transient, true);
-      assert.equal(error.attempts, 3);
-      return true;
     });
+    const waits: number[] = [];
+    const limiter = new RateLimiter({
+      store: alwaysRefused,
+      clock,
+      rules: () => RULES,
+      maxWriteAttempts: 3,
+      sleep: async (ms) => {
+        waits.push(ms);
+      },
+      random: () => 0.5,
+    });
+    const codes = [];
+    for (let call = 0; call < 12; call++) codes.push((await limiter.shouldRateLimit(q([one('loose', 'x')]))).overallCode);
+    assert.deepEqual(codes, [...Array<string>(10).fill('OK'), 'OVER_LIMIT', 'OVER_LIMIT'], 'exact answers, no errors');
+    assert.equal(limiter.counters.shardApplied, 10, 'the denials needed no write at all');
+    assert.deepEqual(waits.slice(0, 2), [1, 2], 'jittered exponential backoff between attempts');
   });
 
   it('adds RateLimit-* headers from the tightest descriptor when enabled', async () => {
