@@ -1,0 +1,49 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { REPO_ROOT } from './paths';
+
+const CLI = join(REPO_ROOT, 'build', 'src', 'main.js');
+
+export interface LogEntry {
+  readonly msg?: string;
+  readonly port?: number;
+  readonly engine?: { decisions: number; storeReads: number; storeWrites: number; writeConflicts: number; shardApplied: number };
+  readonly [field: string]: unknown;
+}
+
+/** `ringlimit serve` as a child process on a free gRPC port, its JSON log lines collected. */
+export class RingLimitProcess {
+  readonly logs: LogEntry[] = [];
+  private readonly child: ChildProcess;
+  private readonly exited: Promise<number | null>;
+  private readonly listening: Promise<number>;
+
+  private constructor(env: Record<string, string>) {
+    this.child = spawn(process.execPath, [CLI, 'serve'], {
+      env: { ...process.env, GRPC_HOST: '127.0.0.1', GRPC_PORT: '0', LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    this.exited = new Promise((resolveExit) => this.child.once('exit', (code) => resolveExit(code)));
+    this.listening = new Promise((resolvePort, reject) => {
+      this.exited.then((code) => reject(new Error(`ringlimit exited with ${code}: ${JSON.stringify(this.logs.slice(-3))}`)));
+      createInterface({ input: this.child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+        const entry = JSON.parse(line) as LogEntry;
+        this.logs.push(entry);
+        if (entry.msg === 'gRPC server listening' && entry.port !== undefined) resolvePort(entry.port);
+      });
+    });
+  }
+
+  static async start(env: Record<string, string>): Promise<{ process: RingLimitProcess; port: number }> {
+    const started = new RingLimitProcess(env);
+    return { process: started, port: await started.listening };
+  }
+
+  /** SIGTERM and wait; resolves with the exit code and the engine counters it logged. */
+  async stop(): Promise<{ code: number | null; engine: LogEntry['engine'] }> {
+    this.child.kill('SIGTERM');
+    const code = await this.exited;
+    return { code, engine: this.logs.find((entry) => entry.msg === 'ringlimit stopped')?.engine };
+  }
+}
