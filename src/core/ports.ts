@@ -16,16 +16,7 @@ export interface BucketWrite {
   readonly expireAtMs: number;
 }
 
-/**
- * Outcome of a conditional write. Writes are grouped by where they live (one group per shard);
- * a group is applied whole or refused whole. `refused` holds every key of every refused group
- * with its current record (undefined = absent); keys not in it were written.
- */
-export interface CompareAndSetResult {
-  readonly refused: ReadonlyMap<string, VersionedBucket | undefined>;
-}
-
-/** One descriptor's limits for the store to decide itself: all admit, or none consumes. */
+/** One descriptor's limits and hits: what the store decides itself when a version has moved. */
 export interface ApplyRequest {
   readonly limits: readonly { readonly key: string; readonly limit: Limit }[];
   readonly hits: number;
@@ -40,23 +31,37 @@ export interface AppliedLimit {
 }
 
 /**
+ * The buckets of one group (one domain + descriptor entries: every limit of the rules it
+ * matched) as the engine decided them: the conditional writes, and the same decisions as
+ * requests, in request order, for the store to decide again if a version moved. A group with
+ * no writes (the engine had no copy of its records) is always decided by the store.
+ */
+export interface CommitGroup {
+  readonly writes: readonly BucketWrite[];
+  readonly requests: readonly ApplyRequest[];
+}
+
+/**
+ * `written`: every version matched and the engine's writes were stored (version + 1).
+ * `decided`: a version had moved (another writer got there first), so the store applied the
+ * requests itself with the same math, atomically, and these are its verdicts.
+ */
+export type CommitOutcome =
+  | { readonly kind: 'written' }
+  | { readonly kind: 'decided'; readonly results: readonly (readonly AppliedLimit[])[] };
+
+/**
  * Version-stamped bucket storage. Implementations MUST be safe for concurrent calls.
  *
- * `compareAndSet` writes each bucket only if its version is still `expectedVersion`, storing
- * version `expectedVersion + 1`. All keys whose ids share the part before `#` (the limits of one
- * rule for one descriptor) live in one group, so a descriptor with several limits is atomic.
+ * `commit` is the only write: per group, an optimistic conditional write that, when it loses to
+ * another writer, turns into the store deciding the same requests itself — in the same round
+ * trip, so contention never costs a retry and never fails a request. Each group is atomic.
  */
 export interface BucketStore {
   /** Current records, in the order of `keys`; undefined for absent or expired buckets. */
   load(keys: readonly string[]): Promise<(VersionedBucket | undefined)[]>;
-  compareAndSet(writes: readonly BucketWrite[]): Promise<CompareAndSetResult>;
-  /**
-   * Decides the requests where the buckets live, with the same math as bucket/ (token bucket or
-   * fixed window, `nowMs` from the caller), in request order, atomically per request. The engine
-   * uses it when conditional writes keep losing to other writers, so a hot bucket never fails
-   * for contention. Results are in request order, limits in request-limit order.
-   */
-  applyOnShard(requests: readonly ApplyRequest[], nowMs: number): Promise<AppliedLimit[][]>;
+  /** One outcome per group, in order. `nowMs` is the caller's clock, used if the store decides. */
+  commit(groups: readonly CommitGroup[], nowMs: number): Promise<CommitOutcome[]>;
   /** Resolves when the store answers; rejects with StoreUnavailableError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -12,9 +12,10 @@ import {
 } from '../core';
 import type { RuleSet } from '../config/rule-set';
 import { BucketQueue } from './bucket-queue';
-import { RecordCache } from './record-cache';
+import { commitGroups, planGroup } from './commit-groups';
 import { decideDescriptors, limitedStatus } from './decide-descriptors';
 import { planDescriptors, type DescriptorPlan } from './descriptor-plan';
+import { RecordCache } from './record-cache';
 import { rateLimitHeaders, type ResponseHeaderNames } from './response-headers';
 
 export interface RateLimiterOptions {
@@ -26,12 +27,6 @@ export interface RateLimiterOptions {
   readonly responseHeaders?: ResponseHeaderNames | undefined;
   /** Global shadow mode: OVER_LIMIT overall answers become OK; statuses are left as they are. */
   readonly shadowMode?: boolean;
-  /** Conditional writes tried before the store is asked to apply the decision itself. */
-  readonly maxWriteAttempts?: number;
-  /** Waits between conflicting attempts (injected so tests need not sleep). */
-  readonly sleep?: (ms: number) => Promise<void>;
-  /** Source of jitter in [0, 1). */
-  readonly random?: () => number;
   /** Local copy of records (ms); worth it only for a remote store. 0 = always read the store. */
   readonly recordCacheTtlMs?: number;
 }
@@ -39,19 +34,14 @@ export interface RateLimiterOptions {
 /** What the engine did, for logs and metrics. */
 export interface EngineCounters {
   decisions: number;
-  storeReads: number;
-  storeWrites: number;
-  /** Conditional writes refused because another writer changed a bucket first. */
-  writeConflicts: number;
-  /** Decisions the store applied itself after the conditional writes kept losing. */
-  shardApplied: number;
+  /** Bucket groups sent to the store (one round trip per call, whatever the count). */
+  groupsCommitted: number;
+  /** Conditional writes whose version had moved, so the store decided them itself. */
+  versionConflicts: number;
 }
 
-/** First backoff after a conflict; doubles per attempt, with full jitter. */
-const CONFLICT_BACKOFF_MS = 1;
-
 /**
- * The engine: query → matched limits → bucket decisions → one conditional write.
+ * The engine: query → matched limits → bucket decisions → one commit per call.
  * Knows nothing of gRPC, HTTP or YAML; errors are typed for the edge to classify.
  */
 export class RateLimiter {
@@ -60,12 +50,9 @@ export class RateLimiter {
   private readonly rules: () => RuleSet | undefined;
   private readonly responseHeaders: ResponseHeaderNames | undefined;
   private readonly shadowMode: boolean;
-  private readonly maxWriteAttempts: number;
   private readonly queue = new BucketQueue();
   private readonly cache: RecordCache;
-  private readonly sleep: (ms: number) => Promise<void>;
-  private readonly random: () => number;
-  readonly counters: EngineCounters = { decisions: 0, storeReads: 0, storeWrites: 0, writeConflicts: 0, shardApplied: 0 };
+  readonly counters: EngineCounters = { decisions: 0, groupsCommitted: 0, versionConflicts: 0 };
 
   constructor(options: RateLimiterOptions) {
     this.store = options.store;
@@ -73,9 +60,6 @@ export class RateLimiter {
     this.rules = options.rules;
     this.responseHeaders = options.responseHeaders;
     this.shadowMode = options.shadowMode ?? false;
-    this.maxWriteAttempts = options.maxWriteAttempts ?? 4;
-    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
-    this.random = options.random ?? Math.random;
     this.cache = new RecordCache({ ttlMs: options.recordCacheTtlMs ?? 0, maxEntries: 100_000 });
   }
 
@@ -101,91 +85,62 @@ export class RateLimiter {
   private async decide(plans: readonly DescriptorPlan[]): Promise<DescriptorStatus[]> {
     const keys = [...new Set(plans.flatMap((plan) => (plan.kind === 'limited' ? plan.limits.map((l) => l.bucketKey) : [])))];
     if (keys.length === 0) return decideDescriptors(plans, new Map(), this.clock.nowMs()).statuses;
-    return this.queue.run(keys, () => this.decideAndWrite(plans, keys));
+    return this.queue.run(keys, () => this.decideAndCommit(plans, keys));
   }
 
   /**
-   * Load → decide → one conditional write. Groups the store refused (a concurrent writer got
-   * there first) are decided again from the records it returned; the others are final.
+   * Groups whose records are all in the local copy are decided here: an exact denial needs no
+   * round trip, an admission becomes a conditional write. Groups with no copy are sent for the
+   * store to decide. Either way, one commit: a group whose version moved meanwhile is decided by
+   * the store in that same round trip, and its verdicts replace ours.
    */
-  private async decideAndWrite(plans: readonly DescriptorPlan[], keys: readonly string[]): Promise<DescriptorStatus[]> {
-    const records = await this.loadRecords(keys);
-    const statuses: DescriptorStatus[] = new Array<DescriptorStatus>(plans.length);
-    let pending = plans.map((_, index) => index);
-    for (let attempt = 1; ; attempt++) {
-      const decision = decideDescriptors(pending.map((index) => plans[index] as DescriptorPlan), records, this.clock.nowMs());
-      pending.forEach((planIndex, index) => {
-        statuses[planIndex] = decision.statuses[index] as DescriptorStatus;
-      });
-      if (decision.writes.length === 0) return statuses;
-      this.counters.storeWrites++;
-      const { refused } = await this.store.compareAndSet(decision.writes);
-      const nowMs = this.clock.nowMs();
-      for (const write of decision.writes) {
-        if (!refused.has(write.key)) this.cache.set(write.key, { state: write.state, version: write.expectedVersion + 1 }, nowMs);
-      }
-      if (refused.size === 0) return statuses;
-      this.counters.writeConflicts++;
-      for (const [key, current] of refused) {
-        records.set(key, current);
-        this.cache.set(key, current, nowMs);
-      }
-      pending = pending.filter((index) => touchesAny(plans[index] as DescriptorPlan, refused));
-      if (attempt >= this.maxWriteAttempts) {
-        await this.applyOnShard(plans, pending, statuses);
-        return statuses;
-      }
-      await this.sleep(this.random() * CONFLICT_BACKOFF_MS * 2 ** attempt);
-    }
-  }
-
-  /**
-   * After the conditional writes kept losing (a hot bucket shared with other instances), the
-   * store decides the rest itself, atomically, with the same math: the request still gets an
-   * exact answer instead of an error.
-   */
-  private async applyOnShard(plans: readonly DescriptorPlan[], pending: readonly number[], statuses: DescriptorStatus[]): Promise<void> {
-    const limited = pending.flatMap((index) => {
-      const plan = plans[index] as DescriptorPlan;
-      return plan.kind === 'limited' ? [{ index, plan }] : [];
-    });
-    const nowMs = this.clock.nowMs();
-    const applied = await this.store.applyOnShard(
-      limited.map(({ plan }) => ({ hits: plan.hits, limits: plan.limits.map(({ bucketKey, limit }) => ({ key: bucketKey, limit })) })),
-      nowMs,
-    );
-    this.counters.shardApplied += limited.length;
-    limited.forEach(({ index, plan }, position) => {
-      const results = applied[position] ?? [];
-      plan.limits.forEach(({ bucketKey }, limitIndex) => this.cache.set(bucketKey, results[limitIndex]?.record, nowMs));
-      statuses[index] = limitedStatus(plan, plan.limits.map(({ limit }, limitIndex) => ({ limit, decision: results[limitIndex] as AppliedLimit })));
-    });
-  }
-
-  /** Records for `keys`: fresh local copies where there are some, one store read for the rest. */
-  private async loadRecords(keys: readonly string[]): Promise<Map<string, VersionedBucket | undefined>> {
+  private async decideAndCommit(plans: readonly DescriptorPlan[], keys: readonly string[]): Promise<DescriptorStatus[]> {
     const nowMs = this.clock.nowMs();
     const records = new Map<string, VersionedBucket | undefined>();
-    const missing: string[] = [];
+    const uncached = new Set<string>();
     for (const key of keys) {
       const cached = this.cache.get(key, nowMs);
       if (cached.found) records.set(key, cached.record);
-      else missing.push(key);
+      else uncached.add(key);
     }
-    if (missing.length === 0) return records;
-    this.counters.storeReads++;
-    const loaded = await this.store.load(missing);
-    missing.forEach((key, index) => {
-      records.set(key, loaded[index]);
-      this.cache.set(key, loaded[index], nowMs);
+    const storeDecides = new Set<string>();
+    for (const plan of plans) {
+      if (plan.kind === 'limited' && plan.limits.some(({ bucketKey }) => uncached.has(bucketKey))) storeDecides.add(planGroup(plan));
+    }
+    const decidedHere = plans.map((plan) => (plan.kind === 'limited' && storeDecides.has(planGroup(plan)) ? NOT_DECIDED_HERE : plan));
+    const { statuses, writes } = decideDescriptors(decidedHere, records, nowMs);
+    if (writes.length === 0 && storeDecides.size === 0) return statuses;
+    const groups = commitGroups(plans, writes, storeDecides);
+    const outcomes = await this.store.commit(groups, nowMs);
+    const cachedAtMs = this.clock.nowMs();
+    this.counters.groupsCommitted += groups.length;
+    groups.forEach((group, groupIndex) => {
+      const outcome = outcomes[groupIndex];
+      if (outcome?.kind === 'written') {
+        for (const write of group.writes) this.cache.set(write.key, { state: write.state, version: write.expectedVersion + 1 }, cachedAtMs);
+        return;
+      }
+      if (group.writes.length > 0) this.counters.versionConflicts++;
+      group.planIndexes.forEach((planIndex, requestIndex) => {
+        const plan = plans[planIndex] as DescriptorPlan & { kind: 'limited' };
+        const results = outcome?.results[requestIndex];
+        if (results?.length !== plan.limits.length) throw new Error(`the store returned no verdict for descriptor ${planIndex}`);
+        statuses[planIndex] = limitedStatus(
+          plan,
+          plan.limits.map(({ limit, bucketKey }, limitIndex) => {
+            const result = results[limitIndex] as AppliedLimit;
+            this.cache.set(bucketKey, result.record, cachedAtMs);
+            return { limit, decision: result };
+          }),
+        );
+      });
     });
-    return records;
+    return statuses;
   }
 }
 
-function touchesAny(plan: DescriptorPlan, keys: ReadonlyMap<string, unknown>): boolean {
-  return plan.kind === 'limited' && plan.limits.some((limit) => keys.has(limit.bucketKey));
-}
+/** Stands in for a descriptor the store will decide, so local decisions keep request order. */
+const NOT_DECIDED_HERE: DescriptorPlan = Object.freeze({ kind: 'no_limit' });
 
 /**
  * OVER_LIMIT iff a non-quota descriptor is over limit, or there are quota descriptors and all of

@@ -7,8 +7,8 @@ export interface RecordAccess {
 }
 
 /**
- * applyOnShard for stores that hold their records in this process: the bucket/ math applied in
- * place, request by request (a later request sees an earlier one's writes).
+ * How a store that holds its records in this process decides a commit group itself: the bucket/
+ * math applied in place, request by request (a later request sees an earlier one's writes).
  */
 export function applyInPlace(records: RecordAccess, requests: readonly ApplyRequest[], nowMs: number): AppliedLimit[][] {
   return requests.map(({ limits, hits }) => {

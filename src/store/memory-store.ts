@@ -1,5 +1,5 @@
-import type { AppliedLimit, ApplyRequest, BucketState, BucketStore, BucketWrite, Clock, CompareAndSetResult, VersionedBucket } from '../core';
-import { applyInPlace } from './memory-apply';
+import type { BucketState, BucketStore, Clock, CommitGroup, CommitOutcome, VersionedBucket } from '../core';
+import { applyInPlace, type RecordAccess } from './memory-apply';
 
 export interface MemoryBucketStoreOptions {
   readonly clock: Clock;
@@ -7,7 +7,7 @@ export interface MemoryBucketStoreOptions {
   readonly maxBuckets: number;
 }
 
-const NOTHING_REFUSED: ReadonlyMap<string, VersionedBucket | undefined> = new Map();
+const WRITTEN: CommitOutcome = Object.freeze({ kind: 'written' });
 
 interface MemoryRecord extends VersionedBucket {
   readonly expireAtMs: number;
@@ -47,27 +47,22 @@ export class MemoryBucketStore implements BucketStore {
     return keys.map((key) => this.live(key, nowMs));
   }
 
-  async compareAndSet(writes: readonly BucketWrite[]): Promise<CompareAndSetResult> {
-    const nowMs = this.clock.nowMs();
-    const current = writes.map((write) => this.live(write.key, nowMs));
-    // One process is one group: any stale version refuses every write of the call.
-    if (writes.some((write, index) => (current[index]?.version ?? 0) !== write.expectedVersion)) {
-      return { refused: new Map(writes.map((write, index) => [write.key, current[index]])) };
-    }
-    for (const write of writes) this.put(write.key, write.state, write.expectedVersion + 1, write.expireAtMs);
-    this.evictOverflow();
-    return { refused: NOTHING_REFUSED };
-  }
-
-  async applyOnShard(requests: readonly ApplyRequest[], nowMs: number): Promise<AppliedLimit[][]> {
+  async commit(groups: readonly CommitGroup[], nowMs: number): Promise<CommitOutcome[]> {
     const storeNowMs = this.clock.nowMs();
-    const applied = applyInPlace(
-      { get: (key) => this.live(key, storeNowMs), set: (key, state, version, expireAtMs) => this.put(key, state, version, expireAtMs) },
-      requests,
-      nowMs,
-    );
+    const records: RecordAccess = {
+      get: (key) => this.live(key, storeNowMs),
+      set: (key, state, version, expireAtMs) => this.put(key, state, version, expireAtMs),
+    };
+    const outcomes = groups.map((group): CommitOutcome => {
+      const versionsMatch = group.writes.every((write) => (records.get(write.key)?.version ?? 0) === write.expectedVersion);
+      if (group.writes.length > 0 && versionsMatch) {
+        for (const write of group.writes) this.put(write.key, write.state, write.expectedVersion + 1, write.expireAtMs);
+        return WRITTEN;
+      }
+      return { kind: 'decided', results: applyInPlace(records, group.requests, nowMs) };
+    });
     this.evictOverflow();
-    return applied;
+    return outcomes;
   }
 
   async ping(): Promise<void> {}

@@ -11,18 +11,18 @@ import { startTestServer } from '../support/test-server';
 describe('graceful stop', () => {
   it('finishes calls in flight, then refuses new ones', async () => {
     const memory = new MemoryBucketStore({ clock: new FakeClock(), maxBuckets: 100 });
-    let releaseLoad: () => void = () => {};
-    let loadStarted: () => void = () => {};
+    let releaseCommit: () => void = () => {};
+    let commitStarted: () => void = () => {};
     const started = new Promise<void>((resolve) => {
-      loadStarted = resolve;
+      commitStarted = resolve;
     });
     const store = delegatingStore(memory, {
-      load: async (keys) => {
-        loadStarted();
+      commit: async (groups, nowMs) => {
+        commitStarted();
         await new Promise<void>((resolve) => {
-          releaseLoad = resolve;
+          releaseCommit = resolve;
         });
-        return memory.load(keys);
+        return memory.commit(groups, nowMs);
       },
     });
     const server = await startTestServer({ 'basic.yaml': fixtureText('basic.yaml') }, {}, { store });
@@ -34,7 +34,7 @@ describe('graceful stop', () => {
       () => 'answered',
       (error: { code: number }) => error.code,
     );
-    releaseLoad();
+    releaseCommit();
     const response = await inFlight;
     assert.equal(response.overall_code, Code.OK, 'the call in flight got its answer');
     await stopped;

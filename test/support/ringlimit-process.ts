@@ -8,7 +8,7 @@ const CLI = join(REPO_ROOT, 'build', 'src', 'main.js');
 export interface LogEntry {
   readonly msg?: string;
   readonly port?: number;
-  readonly engine?: { decisions: number; storeReads: number; storeWrites: number; writeConflicts: number; shardApplied: number };
+  readonly engine?: { decisions: number; groupsCommitted: number; versionConflicts: number };
   readonly [field: string]: unknown;
 }
 

@@ -4,8 +4,7 @@ import type { BucketStore } from '../../src/core';
 export function delegatingStore(inner: BucketStore, replaced: Partial<BucketStore>): BucketStore {
   return {
     load: replaced.load ?? ((keys) => inner.load(keys)),
-    compareAndSet: replaced.compareAndSet ?? ((writes) => inner.compareAndSet(writes)),
-    applyOnShard: replaced.applyOnShard ?? ((requests, nowMs) => inner.applyOnShard(requests, nowMs)),
+    commit: replaced.commit ?? ((groups, nowMs) => inner.commit(groups, nowMs)),
     ping: replaced.ping ?? (() => inner.ping()),
     close: replaced.close ?? (() => inner.close()),
   };

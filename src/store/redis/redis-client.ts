@@ -12,16 +12,13 @@ export interface RedisClientOptions {
 
 /** The ioredis commands ringlimit's scripts add. */
 export interface BucketCommands {
-  bucketCas(...keysThenArgs: (string | number)[]): Promise<(number | string)[]>;
-  bucketApply(...keysThenArgs: (string | number)[]): Promise<(number | string)[]>;
+  bucketCommit(...keysThenArgs: (string | number)[]): Promise<(number | string)[]>;
 }
 
 export type ShardClient = Redis & BucketCommands;
 
-/** Compiled to build/src/store/redis; the .lua files stay beside their source. */
-const LUA_DIR = join(__dirname, '..', '..', '..', '..', 'src', 'store', 'redis');
-const BUCKET_CAS_LUA = readFileSync(join(LUA_DIR, 'bucket-cas.lua'), 'utf8');
-const BUCKET_APPLY_LUA = readFileSync(join(LUA_DIR, 'bucket-apply.lua'), 'utf8');
+/** Compiled to build/src/store/redis; the .lua stays beside its source. */
+const BUCKET_COMMIT_LUA = readFileSync(join(__dirname, '..', '..', '..', '..', 'src', 'store', 'redis', 'bucket-commit.lua'), 'utf8');
 
 /**
  * An ioredis client that fails fast: no offline queue (a dead shard answers at once instead of
@@ -43,8 +40,7 @@ export function createShardClient(options: RedisClientOptions): ShardClient {
   }
   const client = new Redis(options.url, redisOptions);
   // defineCommand sends EVALSHA and falls back to EVAL when the shard does not know the script yet.
-  client.defineCommand('bucketCas', { lua: BUCKET_CAS_LUA });
-  client.defineCommand('bucketApply', { lua: BUCKET_APPLY_LUA });
+  client.defineCommand('bucketCommit', { lua: BUCKET_COMMIT_LUA });
   return client as ShardClient;
 }
 

@@ -1,13 +1,11 @@
 import {
-  UNIT_SECONDS,
   StoreUnavailableError,
-  type AppliedLimit,
-  type ApplyRequest,
+  UNIT_SECONDS,
   errorMessage,
   type BucketStore,
-  type BucketWrite,
   type Clock,
-  type CompareAndSetResult,
+  type CommitGroup,
+  type CommitOutcome,
   type VersionedBucket,
 } from '../../core';
 import { parseBucketRecord } from './bucket-record';
@@ -23,6 +21,35 @@ export interface RedisShardStoreOptions {
   readonly keyPrefix?: string;
 }
 
+const WRITTEN: CommitOutcome = Object.freeze({ kind: 'written' });
+
+function groupKey(group: CommitGroup): string {
+  const key = group.writes[0]?.key ?? group.requests[0]?.limits[0]?.key;
+  if (key === undefined) throw new RangeError('a commit group needs a write or a request');
+  return key;
+}
+
+/** The KEYS of one script call: each key once, referred to by its 1-based index. */
+class KeyList {
+  readonly all: string[] = [];
+  private readonly indexes = new Map<string, number>();
+
+  constructor(private readonly prefix: string) {}
+
+  indexOf(key: string): number {
+    let index = this.indexes.get(key);
+    if (index === undefined) {
+      index = this.all.push(this.prefix + key);
+      this.indexes.set(key, index);
+    }
+    return index;
+  }
+
+  get size(): number {
+    return this.all.length;
+  }
+}
+
 export interface ShardHealth {
   readonly shard: string;
   readonly ok: boolean;
@@ -32,7 +59,7 @@ export interface ShardHealth {
 
 /**
  * BucketStore over named Redis shards. Keys are grouped by their owner on the ring; each shard
- * gets one MGET (load) or one bucket-cas.lua call (write) per call, all shards in parallel.
+ * gets one MGET (load) or one bucket-commit.lua call (write) per call, all shards in parallel.
  * Any failure of a shard becomes StoreUnavailableError naming it (transient: the edge answers
  * UNAVAILABLE).
  */
@@ -65,62 +92,54 @@ export class RedisShardStore implements BucketStore {
     return result;
   }
 
-  async compareAndSet(writes: readonly BucketWrite[]): Promise<CompareAndSetResult> {
-    const nowMs = this.clock.nowMs();
-    const refused = new Map<string, VersionedBucket | undefined>();
-    await Promise.all(
-      [...this.groupByShard(writes)].map(async ([shard, group]) => {
-        const args: (string | number)[] = [group.length, ...group.map((write) => this.keyPrefix + write.key)];
-        for (const write of group) {
-          // Relative TTL: expiry runs on the shard's clock, whatever this instance's clock says.
-          const ttlMs = Math.max(1, Math.ceil(write.expireAtMs - nowMs));
-          args.push(write.expectedVersion, String(write.state.tokens), Math.round(write.state.updatedAtMs), ttlMs);
-        }
-        const reply = await this.onShard(shard, (client) => client.bucketCas(...args));
-        if (reply[0] === 1) return;
-        group.forEach((write, index) => refused.set(write.key, parseBucketRecord(String(reply[index + 1] ?? ''))));
-      }),
-    );
-    return { refused };
-  }
-
-  async applyOnShard(requests: readonly ApplyRequest[], nowMs: number): Promise<AppliedLimit[][]> {
-    const results = new Array<AppliedLimit[]>(requests.length);
-    // A request's limits share a bucket group, hence a shard (see ShardRing).
-    const byShard = this.groupByShard(
-      requests.map((request, index) => ({ key: request.limits[0]?.key ?? '', request, index })).filter((item) => item.key !== ''),
-    );
+  async commit(groups: readonly CommitGroup[], nowMs: number): Promise<CommitOutcome[]> {
+    const outcomes = new Array<CommitOutcome>(groups.length);
+    const storeNowMs = this.clock.nowMs();
+    // Every key of a group shares a bucket group, hence a shard; any of them places the group.
+    const byShard = this.groupByShard(groups.map((group, index) => ({ key: groupKey(group), group, index })));
     await Promise.all(
       [...byShard].map(async ([shard, items]) => {
-        const keys: string[] = [];
-        const keyIndex = new Map<string, number>();
+        const keys = new KeyList(this.keyPrefix);
         const args: (string | number)[] = [Math.round(nowMs), items.length];
-        for (const { request } of items) {
-          args.push(request.hits, request.limits.length);
-          for (const { key, limit } of request.limits) {
-            const prefixed = this.keyPrefix + key;
-            if (!keyIndex.has(prefixed)) keyIndex.set(prefixed, keys.push(prefixed));
-            args.push(keyIndex.get(prefixed) as number, limit.algorithm === 'fixed_window' ? 1 : 0);
-            args.push(limit.requestsPerUnit, UNIT_SECONDS[limit.unit] * 1000, limit.capacity);
+        for (const { group } of items) {
+          args.push(group.writes.length);
+          for (const write of group.writes) {
+            // Relative TTL: expiry runs on the shard's clock, whatever this instance's clock says.
+            const ttlMs = Math.max(1, Math.ceil(write.expireAtMs - storeNowMs));
+            args.push(keys.indexOf(write.key), write.expectedVersion, String(write.state.tokens), Math.round(write.state.updatedAtMs), ttlMs);
+          }
+          args.push(group.requests.length);
+          for (const request of group.requests) {
+            args.push(request.hits, request.limits.length);
+            for (const { key, limit } of request.limits) {
+              args.push(keys.indexOf(key), limit.algorithm === 'fixed_window' ? 1 : 0, limit.requestsPerUnit, UNIT_SECONDS[limit.unit] * 1000, limit.capacity);
+            }
           }
         }
-        const reply = await this.onShard(shard, (client) => client.bucketApply(keys.length, ...keys, ...args));
+        const reply = await this.onShard(shard, (client) => client.bucketCommit(keys.size, ...keys.all, ...args));
         let cursor = 0;
-        for (const { request, index } of items) {
-          results[index] = request.limits.map(() => {
-            const applied = {
-              allowed: Number(reply[cursor]) === 1,
-              remaining: Number(reply[cursor + 1]),
-              resetAfterMs: Number(reply[cursor + 2]),
-              record: parseBucketRecord(String(reply[cursor + 3] ?? '')),
-            };
-            cursor += 4;
-            return applied;
-          });
+        for (const { group, index } of items) {
+          if (Number(reply[cursor++]) === 1) {
+            outcomes[index] = WRITTEN;
+            continue;
+          }
+          const results = group.requests.map((request) =>
+            request.limits.map(() => {
+              const applied = {
+                allowed: Number(reply[cursor]) === 1,
+                remaining: Number(reply[cursor + 1]),
+                resetAfterMs: Number(reply[cursor + 2]),
+                record: parseBucketRecord(String(reply[cursor + 3] ?? '')),
+              };
+              cursor += 4;
+              return applied;
+            }),
+          );
+          outcomes[index] = { kind: 'decided', results };
         }
       }),
     );
-    return requests.map((_, index) => results[index] ?? []);
+    return outcomes;
   }
 
   async ping(): Promise<void> {

@@ -15,13 +15,15 @@ describe('MemoryBucketStore', () => {
     state: { tokens: 1, updatedAtMs: clock.nowMs() },
     expireAtMs: clock.nowMs() + ttlMs,
   });
+  const commitWrites = (store: MemoryBucketStore, clock: FakeClock, ...writes: ReturnType<typeof write>[]) =>
+    store.commit(writes.map((one) => ({ writes: [one], requests: [] })), clock.nowMs());
 
   it('evicts the least recently written buckets beyond its maximum', async () => {
     const clock = new FakeClock();
     const store = new MemoryBucketStore({ clock, maxBuckets: 3 });
-    for (const key of ['a', 'b', 'c']) await store.compareAndSet([write(clock, key)]);
-    await store.compareAndSet([{ ...write(clock, 'a'), expectedVersion: 1 }]);
-    await store.compareAndSet([write(clock, 'd')]);
+    for (const key of ['a', 'b', 'c']) await commitWrites(store, clock, write(clock, key));
+    await commitWrites(store, clock, { ...write(clock, 'a'), expectedVersion: 1 });
+    await commitWrites(store, clock, write(clock, 'd'));
     assert.equal(store.size, 3);
     assert.equal(store.evictions, 1);
     const [a, b] = await store.load(['a', 'b']);
@@ -32,14 +34,14 @@ describe('MemoryBucketStore', () => {
   it('stays bounded under a flood of distinct keys', async () => {
     const clock = new FakeClock();
     const store = new MemoryBucketStore({ clock, maxBuckets: 1000 });
-    for (let index = 0; index < 20_000; index++) await store.compareAndSet([write(clock, `flood-${index}`)]);
+    for (let index = 0; index < 20_000; index++) await commitWrites(store, clock, write(clock, `flood-${index}`));
     assert.equal(store.size, 1000);
   });
 
   it('sweeps expired records without being asked for them', async () => {
     const clock = new FakeClock();
     const store = new MemoryBucketStore({ clock, maxBuckets: 100 });
-    await store.compareAndSet([write(clock, 'short', 10), write(clock, 'long', 10_000)]);
+    await commitWrites(store, clock, write(clock, 'short', 10), write(clock, 'long', 10_000));
     clock.advance(10);
     assert.equal(store.sweepExpired(), 1);
     assert.equal(store.size, 1);

@@ -25,8 +25,8 @@ const limitArbitrary: fc.Arbitrary<Limit> = fc
     capacity: algorithm === 'fixed_window' || requestsPerUnit === 0 ? requestsPerUnit : requestsPerUnit + extraCapacity,
   }));
 
-/** bucket-apply.lua must decide exactly as src/bucket does, state by state. */
-describe('bucket-apply.lua parity with the TypeScript bucket math', function () {
+/** bucket-commit.lua must decide exactly as src/bucket does, state by state. */
+describe('bucket-commit.lua parity with the TypeScript bucket math', function () {
   this.timeout(60_000);
   let server: RedisServer;
   let client: ShardClient;
@@ -66,7 +66,11 @@ describe('bucket-apply.lua parity with the TypeScript bucket math', function () 
             await client.set(`parity:${key}`, `3:${String(state.tokens)}:${state.updatedAtMs}`, 'PX', 600_000);
           }
           const request: ApplyRequest = { hits, limits: limits.map((spec, index) => ({ key: keys[index] as string, limit: spec.limit })) };
-          const [fromLua] = await store.applyOnShard([request], nowMs);
+          // A write expecting a version no record has forces the shard to decide with its own math.
+          const stale = { key: keys[0] as string, expectedVersion: 999, state: { tokens: 0, updatedAtMs: nowMs }, expireAtMs: nowMs + 1000 };
+          const [outcome] = await store.commit([{ writes: [stale], requests: [request] }], nowMs);
+          assert.ok(outcome?.kind === 'decided');
+          const [fromLua] = outcome.results;
           const memory = new Map(initial);
           const [fromTs] = applyInPlace(
             { get: (key) => memory.get(key), set: (key, state, version) => memory.set(key, { state, version }) },

@@ -39,7 +39,8 @@ for (const shardCount of [1, 3]) {
       const first = await makeShardStore(servers, clock, 'one:');
       const second = await makeShardStore(servers, clock, 'two:');
       try {
-        await first.compareAndSet([{ key: 'k', expectedVersion: 0, state: { tokens: 1, updatedAtMs: 0 }, expireAtMs: clock.nowMs() + 60_000 }]);
+        const written = { key: 'k', expectedVersion: 0, state: { tokens: 1, updatedAtMs: 0 }, expireAtMs: clock.nowMs() + 60_000 };
+        await first.commit([{ writes: [written], requests: [] }], clock.nowMs());
         assert.equal((await second.load(['k']))[0], undefined);
       } finally {
         await Promise.all([first.close(), second.close()]);

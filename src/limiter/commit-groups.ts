@@ -1,0 +1,42 @@
+import type { BucketWrite, CommitGroup } from '../core';
+import { bucketGroup } from '../bucket/bucket-key';
+import type { DescriptorPlan } from './descriptor-plan';
+
+/** A CommitGroup plus which request descriptors its requests stand for. */
+export interface PlannedCommitGroup extends CommitGroup {
+  readonly planIndexes: readonly number[];
+}
+
+/** The group of a limited descriptor: all its limits share one (see bucketGroup). */
+export function planGroup(plan: DescriptorPlan & { kind: 'limited' }): string {
+  return bucketGroup(plan.limits[0]?.bucketKey ?? '');
+}
+
+/**
+ * Gathers the writes of one decision by bucket group, each with every limited descriptor of the
+ * request that uses that group, in request order, so the store can decide them again as a unit.
+ * `storeDecides` groups go without writes (the engine had no copy of their records); groups
+ * with neither writes nor that mark (only exact local denials) are not sent at all.
+ */
+export function commitGroups(
+  plans: readonly DescriptorPlan[],
+  writes: readonly BucketWrite[],
+  storeDecides: ReadonlySet<string>,
+): PlannedCommitGroup[] {
+  const groups = new Map<string, { writes: BucketWrite[]; requests: CommitGroup['requests'][number][]; planIndexes: number[] }>();
+  for (const id of storeDecides) groups.set(id, { writes: [], requests: [], planIndexes: [] });
+  for (const write of writes) {
+    const id = bucketGroup(write.key);
+    const group = groups.get(id);
+    if (group === undefined) groups.set(id, { writes: [write], requests: [], planIndexes: [] });
+    else group.writes.push(write);
+  }
+  plans.forEach((plan, index) => {
+    if (plan.kind !== 'limited') return;
+    const group = groups.get(planGroup(plan));
+    if (group === undefined) return;
+    group.requests.push({ hits: plan.hits, limits: plan.limits.map(({ bucketKey, limit }) => ({ key: bucketKey, limit })) });
+    group.planIndexes.push(index);
+  });
+  return [...groups.values()];
+}

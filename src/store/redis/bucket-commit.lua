@@ -1,0 +1,157 @@
+-- Commits the engine's decisions for groups of buckets on this shard, in one round trip.
+--
+-- Per group: if every record still has the version the engine decided from, store the engine's
+-- new states (version + 1). Otherwise another writer got there first (or the engine sent no
+-- writes because it had no copy of the records): decide the group's
+-- requests here, with the math of src/bucket (token-bucket.ts, fixed-window.ts), and return the
+-- verdicts. Either way the group is atomic and the caller needs no second round trip.
+--
+-- KEYS[k]   bucket records "<version>:<tokens>:<updated_at_ms>", all on this shard
+-- ARGV[1]   now in unix ms (the caller's clock, as for its own decisions)
+-- ARGV[2]   number of groups; then per group:
+--             number of writes; per write: key index, expected version (0 = absent),
+--               tokens (kept verbatim), updated_at_ms, time to live in ms
+--             number of requests; per request: hits, number of limits; per limit:
+--               key index, algorithm (0 token bucket, 1 fixed window), requests_per_unit,
+--               unit length in ms, capacity
+-- Returns, per group: 1 (written), or 0 followed by, per request and limit in order:
+--   allowed (0/1), remaining, reset_after_ms, record after the decision ('' = absent).
+--
+-- Why a script: reading versions, deciding and writing must be one atomic step on the shard.
+local EPSILON = 1e-9
+
+local function parse(record)
+  if not record then return nil end
+  local version, tokens, updated = string.match(record, '^(%d+):([^:]+):([^:]+)$')
+  if not version then return nil end
+  return { version = tonumber(version), tokens = tonumber(tokens), updated = tonumber(updated) }
+end
+
+local function token_bucket(state, rpu, unit_ms, capacity, hits, now)
+  local rate = rpu / unit_ms
+  local tokens = capacity
+  if state then
+    tokens = math.min(capacity, state.tokens + math.max(0, now - state.updated) * rate)
+  end
+  local needed = hits
+  if hits == 0 then needed = 1 end
+  local allowed = tokens + EPSILON >= needed
+  local after = tokens
+  if allowed then after = math.max(0, tokens - hits) end
+  local reset = 0
+  if rate > 0 then reset = math.max(0, math.ceil(math.max(0, capacity - after) / rate - 1e-6)) end
+  local d = { allowed = allowed, remaining = math.max(0, math.floor(after + EPSILON)), reset = reset }
+  if allowed and hits > 0 then
+    local updated = now
+    if state then updated = math.max(now, state.updated) end
+    d.tokens = after
+    d.updated = updated
+    d.expire = updated + reset
+  end
+  return d
+end
+
+local function fixed_window(state, rpu, unit_ms, hits, now)
+  local start = math.floor(now / unit_ms) * unit_ms
+  local counted = 0
+  if state and state.updated == start then counted = rpu - state.tokens end
+  local after = counted + hits
+  local unit_s = unit_ms / 1000
+  local d = {
+    allowed = after <= rpu,
+    remaining = math.max(0, rpu - after),
+    reset = (unit_s - (math.floor(now / 1000) % unit_s)) * 1000,
+  }
+  if hits > 0 then
+    d.tokens = rpu - after
+    d.updated = start
+    d.expire = start + unit_ms
+  end
+  return d
+end
+
+local function store(key, version, tokens, updated, ttl)
+  redis.call('SET', key, version .. ':' .. tokens .. ':' .. updated, 'PX', math.max(1, ttl))
+end
+
+local now = tonumber(ARGV[1])
+local cursor = 3
+local reply = {}
+
+for _ = 1, tonumber(ARGV[2]) do
+  local write_count = tonumber(ARGV[cursor])
+  local writes_at = cursor + 1
+  cursor = writes_at + 5 * write_count
+  local request_count = tonumber(ARGV[cursor])
+  local requests_at = cursor + 1
+
+  local matched = write_count > 0
+  for w = 0, write_count - 1 do
+    local at = writes_at + 5 * w
+    local state = parse(redis.call('GET', KEYS[tonumber(ARGV[at])]))
+    local version = 0
+    if state then version = state.version end
+    if version ~= tonumber(ARGV[at + 1]) then matched = false end
+  end
+
+  -- Skip over this group's requests whether or not they are needed.
+  cursor = requests_at
+  local requests = {}
+  for r = 1, request_count do
+    local request = { hits = tonumber(ARGV[cursor]), limits = {} }
+    local limit_count = tonumber(ARGV[cursor + 1])
+    cursor = cursor + 2
+    for l = 1, limit_count do
+      request.limits[l] = {
+        key = KEYS[tonumber(ARGV[cursor])],
+        algorithm = tonumber(ARGV[cursor + 1]),
+        rpu = tonumber(ARGV[cursor + 2]),
+        unit_ms = tonumber(ARGV[cursor + 3]),
+        capacity = tonumber(ARGV[cursor + 4]),
+      }
+      cursor = cursor + 5
+    end
+    requests[r] = request
+  end
+
+  if matched then
+    for w = 0, write_count - 1 do
+      local at = writes_at + 5 * w
+      store(KEYS[tonumber(ARGV[at])], tonumber(ARGV[at + 1]) + 1, ARGV[at + 2], ARGV[at + 3], tonumber(ARGV[at + 4]))
+    end
+    reply[#reply + 1] = 1
+  else
+    reply[#reply + 1] = 0
+    for _, request in ipairs(requests) do
+      local decisions = {}
+      local admitted = true
+      for l, limit in ipairs(request.limits) do
+        local state = parse(redis.call('GET', limit.key))
+        local d
+        if limit.algorithm == 1 then
+          d = fixed_window(state, limit.rpu, limit.unit_ms, request.hits, now)
+        else
+          d = token_bucket(state, limit.rpu, limit.unit_ms, limit.capacity, request.hits, now)
+        end
+        d.state = state
+        decisions[l] = d
+        if not d.allowed then admitted = false end
+      end
+      for l, limit in ipairs(request.limits) do
+        local d = decisions[l]
+        if d.tokens and (admitted or not d.allowed) then
+          local version = 1
+          if d.state then version = d.state.version + 1 end
+          store(limit.key, version, string.format('%.17g', d.tokens), string.format('%d', d.updated), math.ceil(d.expire - now))
+        end
+        local allowed = 0
+        if d.allowed then allowed = 1 end
+        reply[#reply + 1] = allowed
+        reply[#reply + 1] = string.format('%d', d.remaining)
+        reply[#reply + 1] = string.format('%d', d.reset)
+        reply[#reply + 1] = redis.call('GET', limit.key) or ''
+      end
+    end
+  end
+end
+return reply
