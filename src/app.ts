@@ -108,6 +108,7 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
       await checkStore();
       every(overrides.healthCheckIntervalMs ?? 1000, () => void checkStore());
       if (store instanceof MemoryBucketStore) every(1000, () => store.sweepExpired());
+      else every(1000, () => void limiter.writeBackFallbackDebts().catch((error: unknown) => logger.warn({ err: errorMessage(error) }, 'write-back failed')));
       const grpcPort = await grpc.start();
       logger.info({ grpcPort, configDir: settings.configDir, store: kind, shards: settings.redisShards.map((shard) => shard.name) }, 'ringlimit serving');
       return { grpcPort };
@@ -119,6 +120,8 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
         running.grpc.setServing(false);
         for (const timer of running.timers) clearInterval(timer);
         await running.grpc.stop(settings.shutdownGraceMs);
+        // What fallback buckets admitted during an outage is owed to the shards: settle it if they answer.
+        await running.limiter.writeBackFallbackDebts().catch((error: unknown) => logger.warn({ err: errorMessage(error) }, 'write-back at stop failed'));
         await running.store.close();
       }
       logger.info({ engine: running?.limiter.counters }, 'ringlimit stopped');

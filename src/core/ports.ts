@@ -39,6 +39,12 @@ export interface AppliedLimit {
 export interface CommitGroup {
   readonly writes: readonly BucketWrite[];
   readonly requests: readonly ApplyRequest[];
+  /**
+   * Hits admitted elsewhere (by a local fallback while the shard was down) to take from the
+   * buckets first, unconditionally: the record keeps the lower token count. A group with
+   * debits is always decided by the store.
+   */
+  readonly debits?: readonly ApplyRequest[];
 }
 
 /**
@@ -48,14 +54,17 @@ export interface CommitGroup {
  */
 export type CommitOutcome =
   | { readonly kind: 'written' }
-  | { readonly kind: 'decided'; readonly results: readonly (readonly AppliedLimit[])[] };
+  | { readonly kind: 'decided'; readonly results: readonly (readonly AppliedLimit[])[] }
+  /** The group's shard did not answer; nothing is known to be written. */
+  | { readonly kind: 'unavailable'; readonly error: Error };
 
 /**
  * Version-stamped bucket storage. Implementations MUST be safe for concurrent calls.
  *
  * `commit` is the only write: per group, an optimistic conditional write that, when it loses to
  * another writer, turns into the store deciding the same requests itself — in the same round
- * trip, so contention never costs a retry and never fails a request. Each group is atomic.
+ * trip, so contention never costs a retry and never fails a request. Each group is atomic, and
+ * a group whose shard is down comes back `unavailable` without failing the other groups.
  */
 export interface BucketStore {
   /** Current records, in the order of `keys`; undefined for absent or expired buckets. */

@@ -1,9 +1,10 @@
-import type { BucketWrite, CommitGroup } from '../core';
+import type { ApplyRequest, BucketWrite, CommitGroup } from '../core';
 import { bucketGroup } from '../bucket/bucket-key';
 import type { DescriptorPlan } from './descriptor-plan';
 
-/** A CommitGroup plus which request descriptors its requests stand for. */
+/** A CommitGroup plus its id and which request descriptors its requests stand for. */
 export interface PlannedCommitGroup extends CommitGroup {
+  readonly id: string;
   readonly planIndexes: readonly number[];
 }
 
@@ -22,6 +23,7 @@ export function commitGroups(
   plans: readonly DescriptorPlan[],
   writes: readonly BucketWrite[],
   storeDecides: ReadonlySet<string>,
+  debitsOf: (group: string) => readonly ApplyRequest[],
 ): PlannedCommitGroup[] {
   const groups = new Map<string, { writes: BucketWrite[]; requests: CommitGroup['requests'][number][]; planIndexes: number[] }>();
   for (const id of storeDecides) groups.set(id, { writes: [], requests: [], planIndexes: [] });
@@ -38,5 +40,8 @@ export function commitGroups(
     group.requests.push({ hits: plan.hits, limits: plan.limits.map(({ bucketKey, limit }) => ({ key: bucketKey, limit })) });
     group.planIndexes.push(index);
   });
-  return [...groups.values()];
+  return [...groups].map(([id, group]) => {
+    const debits = debitsOf(id);
+    return debits.length === 0 ? { id, ...group } : { id, ...group, debits };
+  });
 }

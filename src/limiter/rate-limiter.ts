@@ -12,9 +12,10 @@ import {
 } from '../core';
 import type { RuleSet } from '../config/rule-set';
 import { BucketQueue } from './bucket-queue';
-import { commitGroups, planGroup } from './commit-groups';
+import { commitGroups, planGroup, type PlannedCommitGroup } from './commit-groups';
 import { decideDescriptors, limitedStatus } from './decide-descriptors';
 import { planDescriptors, type DescriptorPlan } from './descriptor-plan';
+import { FallbackBuckets } from './fallback-buckets';
 import { RecordCache } from './record-cache';
 import { rateLimitHeaders, type ResponseHeaderNames } from './response-headers';
 
@@ -38,6 +39,8 @@ export interface EngineCounters {
   groupsCommitted: number;
   /** Conditional writes whose version had moved, so the store decided them itself. */
   versionConflicts: number;
+  /** Descriptors decided by a local fallback bucket because their shard did not answer. */
+  fallbackDecisions: number;
 }
 
 /**
@@ -52,7 +55,8 @@ export class RateLimiter {
   private readonly shadowMode: boolean;
   private readonly queue = new BucketQueue();
   private readonly cache: RecordCache;
-  readonly counters: EngineCounters = { decisions: 0, groupsCommitted: 0, versionConflicts: 0 };
+  private readonly fallback = new FallbackBuckets(100_000);
+  readonly counters: EngineCounters = { decisions: 0, groupsCommitted: 0, versionConflicts: 0, fallbackDecisions: 0 };
 
   constructor(options: RateLimiterOptions) {
     this.store = options.store;
@@ -105,37 +109,77 @@ export class RateLimiter {
     }
     const storeDecides = new Set<string>();
     for (const plan of plans) {
-      if (plan.kind === 'limited' && plan.limits.some(({ bucketKey }) => uncached.has(bucketKey))) storeDecides.add(planGroup(plan));
+      if (plan.kind !== 'limited') continue;
+      const group = planGroup(plan);
+      // Debts from a fallback go first, so such a group is decided by the store with them.
+      if (plan.limits.some(({ bucketKey }) => uncached.has(bucketKey)) || this.fallback.debitsFor(group).length > 0) storeDecides.add(group);
     }
     const decidedHere = plans.map((plan) => (plan.kind === 'limited' && storeDecides.has(planGroup(plan)) ? NOT_DECIDED_HERE : plan));
     const { statuses, writes } = decideDescriptors(decidedHere, records, nowMs);
     if (writes.length === 0 && storeDecides.size === 0) return statuses;
-    const groups = commitGroups(plans, writes, storeDecides);
+    const groups = commitGroups(plans, writes, storeDecides, (group) => this.fallback.debitsFor(group));
     const outcomes = await this.store.commit(groups, nowMs);
-    const cachedAtMs = this.clock.nowMs();
+    const doneAtMs = this.clock.nowMs();
     this.counters.groupsCommitted += groups.length;
     groups.forEach((group, groupIndex) => {
       const outcome = outcomes[groupIndex];
       if (outcome?.kind === 'written') {
-        for (const write of group.writes) this.cache.set(write.key, { state: write.state, version: write.expectedVersion + 1 }, cachedAtMs);
+        for (const write of group.writes) this.cache.set(write.key, { state: write.state, version: write.expectedVersion + 1 }, doneAtMs);
         return;
       }
-      if (group.writes.length > 0) this.counters.versionConflicts++;
-      group.planIndexes.forEach((planIndex, requestIndex) => {
-        const plan = plans[planIndex] as DescriptorPlan & { kind: 'limited' };
-        const results = outcome?.results[requestIndex];
-        if (results?.length !== plan.limits.length) throw new Error(`the store returned no verdict for descriptor ${planIndex}`);
-        statuses[planIndex] = limitedStatus(
-          plan,
-          plan.limits.map(({ limit, bucketKey }, limitIndex) => {
-            const result = results[limitIndex] as AppliedLimit;
-            this.cache.set(bucketKey, result.record, cachedAtMs);
-            return { limit, decision: result };
-          }),
-        );
-      });
+      if (outcome?.kind === 'decided') {
+        if (group.writes.length > 0 && group.debits === undefined) this.counters.versionConflicts++;
+        if (group.debits !== undefined) this.fallback.settle(group.id);
+        this.applyVerdicts(plans, group, outcome.results, statuses, doneAtMs);
+        return;
+      }
+      this.counters.fallbackDecisions += group.requests.length;
+      this.applyVerdicts(plans, group, this.fallback.decide(group.requests, nowMs), statuses, undefined);
     });
     return statuses;
+  }
+
+  /** Replaces the statuses of a group's descriptors with verdicts reached elsewhere; caches the records when `cachedAtMs` is given. */
+  private applyVerdicts(
+    plans: readonly DescriptorPlan[],
+    group: PlannedCommitGroup,
+    results: readonly (readonly AppliedLimit[])[],
+    statuses: DescriptorStatus[],
+    cachedAtMs: number | undefined,
+  ): void {
+    group.planIndexes.forEach((planIndex, requestIndex) => {
+      const plan = plans[planIndex] as DescriptorPlan & { kind: 'limited' };
+      const verdicts = results[requestIndex];
+      if (verdicts?.length !== plan.limits.length) throw new Error(`no verdict for descriptor ${planIndex}`);
+      statuses[planIndex] = limitedStatus(
+        plan,
+        plan.limits.map(({ limit, bucketKey }, limitIndex) => {
+          const verdict = verdicts[limitIndex] as AppliedLimit;
+          if (cachedAtMs !== undefined) this.cache.set(bucketKey, verdict.record, cachedAtMs);
+          return { limit, decision: verdict };
+        }),
+      );
+    });
+  }
+
+  /**
+   * Writes back what fallback buckets admitted while their shard was down, for groups no
+   * request has touched since. Safe to call often: groups whose shard is still down stay owed.
+   */
+  async writeBackFallbackDebts(): Promise<void> {
+    for (const id of this.fallback.owedGroups()) {
+      const debits = this.fallback.debitsFor(id);
+      const keys = debits.flatMap(({ limits }) => limits.map(({ key }) => key));
+      await this.queue.run(keys, async () => {
+        const current = this.fallback.debitsFor(id);
+        if (current.length === 0) return;
+        const [outcome] = await this.store.commit([{ writes: [], requests: [], debits: current }], this.clock.nowMs());
+        if (outcome?.kind === 'decided') {
+          this.fallback.settle(id);
+          for (const key of keys) this.cache.forget(key);
+        }
+      });
+    }
   }
 }
 

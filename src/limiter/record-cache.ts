@@ -51,6 +51,10 @@ export class RecordCache {
     }
   }
 
+  forget(key: string): void {
+    this.entries.delete(key);
+  }
+
   get size(): number {
     return this.entries.size;
   }

@@ -1,5 +1,5 @@
 import type { BucketState, BucketStore, Clock, CommitGroup, CommitOutcome, VersionedBucket } from '../core';
-import { applyInPlace, type RecordAccess } from './memory-apply';
+import { applyInPlace, debitInPlace, type RecordAccess } from '../bucket/apply-requests';
 
 export interface MemoryBucketStoreOptions {
   readonly clock: Clock;
@@ -54,6 +54,10 @@ export class MemoryBucketStore implements BucketStore {
       set: (key, state, version, expireAtMs) => this.put(key, state, version, expireAtMs),
     };
     const outcomes = groups.map((group): CommitOutcome => {
+      if (group.debits !== undefined && group.debits.length > 0) {
+        debitInPlace(records, group.debits, nowMs);
+        return { kind: 'decided', results: applyInPlace(records, group.requests, nowMs) };
+      }
       const versionsMatch = group.writes.every((write) => (records.get(write.key)?.version ?? 0) === write.expectedVersion);
       if (group.writes.length > 0 && versionsMatch) {
         for (const write of group.writes) this.put(write.key, write.state, write.expectedVersion + 1, write.expireAtMs);

@@ -14,6 +14,9 @@
 --             number of requests; per request: hits, number of limits; per limit:
 --               key index, algorithm (0 token bucket, 1 fixed window), requests_per_unit,
 --               unit length in ms, capacity
+--             number of debits, each shaped like a request: hits admitted elsewhere (a local
+--               fallback while this shard was down) to take first, unconditionally; a group
+--               with debits is always decided here
 -- Returns, per group: 1 (written), or 0 followed by, per request and limit in order:
 --   allowed (0/1), remaining, reset_after_ms, record after the decision ('' = absent).
 --
@@ -70,6 +73,25 @@ local function fixed_window(state, rpu, unit_ms, hits, now)
   return d
 end
 
+-- Hits admitted elsewhere, taken whether or not they fit (src/bucket/debit.ts).
+local function debit(state, limit, hits, now)
+  if limit.algorithm == 1 then
+    local d = fixed_window(state, limit.rpu, limit.unit_ms, hits, now)
+    return d.tokens, d.updated, d.expire
+  end
+  local rate = limit.rpu / limit.unit_ms
+  local tokens = limit.capacity
+  local updated = now
+  if state then
+    tokens = math.min(limit.capacity, state.tokens + math.max(0, now - state.updated) * rate)
+    updated = math.max(now, state.updated)
+  end
+  tokens = math.max(0, tokens - hits)
+  local refill = 0
+  if rate > 0 then refill = math.ceil((limit.capacity - tokens) / rate) end
+  return tokens, updated, updated + math.max(1, refill)
+end
+
 local function store(key, version, tokens, updated, ttl)
   redis.call('SET', key, version .. ':' .. tokens .. ':' .. updated, 'PX', math.max(1, ttl))
 end
@@ -77,6 +99,28 @@ end
 local now = tonumber(ARGV[1])
 local cursor = 3
 local reply = {}
+
+-- Reads `count` requests (hits, limits) starting at ARGV[cursor], moving the cursor past them.
+local function read_requests(count)
+  local requests = {}
+  for r = 1, count do
+    local request = { hits = tonumber(ARGV[cursor]), limits = {} }
+    local limit_count = tonumber(ARGV[cursor + 1])
+    cursor = cursor + 2
+    for l = 1, limit_count do
+      request.limits[l] = {
+        key = KEYS[tonumber(ARGV[cursor])],
+        algorithm = tonumber(ARGV[cursor + 1]),
+        rpu = tonumber(ARGV[cursor + 2]),
+        unit_ms = tonumber(ARGV[cursor + 3]),
+        capacity = tonumber(ARGV[cursor + 4]),
+      }
+      cursor = cursor + 5
+    end
+    requests[r] = request
+  end
+  return requests
+end
 
 for _ = 1, tonumber(ARGV[2]) do
   local write_count = tonumber(ARGV[cursor])
@@ -94,24 +138,23 @@ for _ = 1, tonumber(ARGV[2]) do
     if version ~= tonumber(ARGV[at + 1]) then matched = false end
   end
 
-  -- Skip over this group's requests whether or not they are needed.
+  -- Read this group's requests and debits whether or not they are needed, to reach the next group.
   cursor = requests_at
-  local requests = {}
-  for r = 1, request_count do
-    local request = { hits = tonumber(ARGV[cursor]), limits = {} }
-    local limit_count = tonumber(ARGV[cursor + 1])
-    cursor = cursor + 2
-    for l = 1, limit_count do
-      request.limits[l] = {
-        key = KEYS[tonumber(ARGV[cursor])],
-        algorithm = tonumber(ARGV[cursor + 1]),
-        rpu = tonumber(ARGV[cursor + 2]),
-        unit_ms = tonumber(ARGV[cursor + 3]),
-        capacity = tonumber(ARGV[cursor + 4]),
-      }
-      cursor = cursor + 5
+  local requests = read_requests(request_count)
+  local debit_count = tonumber(ARGV[cursor])
+  cursor = cursor + 1
+  local debits = read_requests(debit_count)
+  if #debits > 0 then
+    matched = false
+    for _, owed in ipairs(debits) do
+      for _, limit in ipairs(owed.limits) do
+        local state = parse(redis.call('GET', limit.key))
+        local version = 1
+        if state then version = state.version + 1 end
+        local tokens, updated, expire = debit(state, limit, owed.hits, now)
+        store(limit.key, version, string.format('%.17g', tokens), string.format('%d', updated), math.ceil(expire - now))
+      end
     end
-    requests[r] = request
   end
 
   if matched then

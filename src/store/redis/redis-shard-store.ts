@@ -23,9 +23,12 @@ export interface RedisShardStoreOptions {
 
 const WRITTEN: CommitOutcome = Object.freeze({ kind: 'written' });
 
+/** How long a failed shard is skipped before a request tries it again. */
+const SHARD_RETRY_MS = 1000;
+
 function groupKey(group: CommitGroup): string {
-  const key = group.writes[0]?.key ?? group.requests[0]?.limits[0]?.key;
-  if (key === undefined) throw new RangeError('a commit group needs a write or a request');
+  const key = group.writes[0]?.key ?? group.requests[0]?.limits[0]?.key ?? group.debits?.[0]?.limits[0]?.key;
+  if (key === undefined) throw new RangeError('a commit group needs a write, a request or a debit');
   return key;
 }
 
@@ -68,6 +71,7 @@ export class RedisShardStore implements BucketStore {
   private readonly ring: ShardRing;
   private readonly clock: Clock;
   private readonly keyPrefix: string;
+  private readonly downUntilMs = new Map<string, number>();
 
   constructor(options: RedisShardStoreOptions) {
     for (const shard of options.ring.shards) {
@@ -108,15 +112,23 @@ export class RedisShardStore implements BucketStore {
             const ttlMs = Math.max(1, Math.ceil(write.expireAtMs - storeNowMs));
             args.push(keys.indexOf(write.key), write.expectedVersion, String(write.state.tokens), Math.round(write.state.updatedAtMs), ttlMs);
           }
-          args.push(group.requests.length);
-          for (const request of group.requests) {
-            args.push(request.hits, request.limits.length);
-            for (const { key, limit } of request.limits) {
-              args.push(keys.indexOf(key), limit.algorithm === 'fixed_window' ? 1 : 0, limit.requestsPerUnit, UNIT_SECONDS[limit.unit] * 1000, limit.capacity);
+          for (const requests of [group.requests, group.debits ?? []]) {
+            args.push(requests.length);
+            for (const request of requests) {
+              args.push(request.hits, request.limits.length);
+              for (const { key, limit } of request.limits) {
+                args.push(keys.indexOf(key), limit.algorithm === 'fixed_window' ? 1 : 0, limit.requestsPerUnit, UNIT_SECONDS[limit.unit] * 1000, limit.capacity);
+              }
             }
           }
         }
-        const reply = await this.onShard(shard, (client) => client.bucketCommit(keys.size, ...keys.all, ...args));
+        let reply: (string | number)[];
+        try {
+          reply = await this.onShard(shard, (client) => client.bucketCommit(keys.size, ...keys.all, ...args));
+        } catch (error) {
+          for (const { index } of items) outcomes[index] = { kind: 'unavailable', error: error as Error };
+          return;
+        }
         let cursor = 0;
         for (const { group, index } of items) {
           if (Number(reply[cursor++]) === 1) {
@@ -150,10 +162,10 @@ export class RedisShardStore implements BucketStore {
   /** Per-shard connectivity, for health reporting; never throws. */
   async health(): Promise<ShardHealth[]> {
     return Promise.all(
-      [...this.shards].map(async ([shard, client]) => {
+      [...this.shards.keys()].map(async (shard) => {
         const startedMs = performance.now();
         try {
-          await client.ping();
+          await this.onShard(shard, (shardClient) => shardClient.ping(), true);
           return { shard, ok: true, latencyMs: performance.now() - startedMs };
         } catch (error) {
           return { shard, ok: false, error: errorMessage(error) };
@@ -177,11 +189,23 @@ export class RedisShardStore implements BucketStore {
     return groups;
   }
 
-  private async onShard<T>(shard: string, command: (client: ShardClient) => Promise<T>): Promise<T> {
+  /**
+   * Runs a command on a shard. A shard that just failed is not tried again for SHARD_RETRY_MS
+   * (its callers fall back at once instead of each waiting for the command timeout); the
+   * health check's ping keeps probing it and closes the breaker when it answers.
+   */
+  private async onShard<T>(shard: string, command: (client: ShardClient) => Promise<T>, probe = false): Promise<T> {
     const client = this.shards.get(shard) as ShardClient;
+    const downUntilMs = this.downUntilMs.get(shard);
+    if (!probe && downUntilMs !== undefined && this.clock.nowMs() < downUntilMs) {
+      throw new StoreUnavailableError(shard, { cause: new Error('failed recently; retrying after a pause') });
+    }
     try {
-      return await command(client);
+      const result = await command(client);
+      this.downUntilMs.delete(shard);
+      return result;
     } catch (error) {
+      this.downUntilMs.set(shard, this.clock.nowMs() + SHARD_RETRY_MS);
       throw new StoreUnavailableError(shard, { cause: error });
     }
   }

@@ -10,6 +10,7 @@ import { RateLimiter, type RateLimiterOptions } from '../../../src/limiter/rate-
 import { MemoryBucketStore } from '../../../src/store/memory-store';
 import { FakeClock } from '../../support/fake-clock';
 import { compileYaml } from '../../support/rules';
+import { delegatingStore } from '../../support/store-doubles';
 
 const RULES = compileYaml(`domain: d
 descriptors:
@@ -182,7 +183,7 @@ describe('RateLimiter', () => {
     const store = new MemoryBucketStore({ clock, maxBuckets: 100 });
     const limiter = new RateLimiter({ store, clock, rules: (): RuleSet => RULES, recordCacheTtlMs: 60_000 });
     for (let call = 0; call < 12; call++) await limiter.shouldRateLimit(q([one('loose', 'local')]));
-    assert.deepEqual({ ...limiter.counters }, { decisions: 12, groupsCommitted: 10, versionConflicts: 0 }, 'the 2 denials sent nothing');
+    assert.deepEqual({ ...limiter.counters }, { decisions: 12, groupsCommitted: 10, versionConflicts: 0, fallbackDecisions: 0 }, 'the 2 denials sent nothing');
   });
 
   it('adds RateLimit-* headers from the tightest descriptor when enabled', async () => {
@@ -198,5 +199,38 @@ describe('RateLimiter', () => {
   it('adds no headers by default', async () => {
     const { limiter } = makeLimiter();
     assert.deepEqual((await limiter.shouldRateLimit(q([one('tight', 'nh')]))).responseHeaders, []);
+  });
+});
+
+describe('RateLimiter while a shard is down', () => {
+  const LIMITS = compileYaml(`domain: d
+descriptors:
+  - key: user
+    rate_limit: {unit: hour, requests_per_unit: 10}
+`);
+
+  it('decides from a local bucket at half capacity, then writes what it admitted back to the shard', async () => {
+    const clock = new FakeClock();
+    const shard = new MemoryBucketStore({ clock, maxBuckets: 100 });
+    let shardUp = true;
+    const store = delegatingStore(shard, {
+      commit: async (groups, nowMs) =>
+        shardUp ? shard.commit(groups, nowMs) : groups.map(() => ({ kind: 'unavailable' as const, error: new Error('down') })),
+    });
+    const limiter = new RateLimiter({ store, clock, rules: (): RuleSet => LIMITS });
+    const call = async () => (await limiter.shouldRateLimit(q([one('user', 'u')]))).overallCode;
+    for (let index = 0; index < 2; index++) assert.equal(await call(), 'OK');
+    shardUp = false;
+    const duringOutage = [];
+    for (let index = 0; index < 8; index++) duringOutage.push(await call());
+    assert.deepEqual(duringOutage, ['OK', 'OK', 'OK', 'OK', 'OK', 'OVER_LIMIT', 'OVER_LIMIT', 'OVER_LIMIT'], 'half of the capacity, 5');
+    assert.equal(limiter.counters.fallbackDecisions, 8);
+    shardUp = true;
+    await limiter.writeBackFallbackDebts();
+    const [record] = await shard.load(['d|user=u#hour']);
+    assert.equal(record?.state.tokens, 3, '10 − 2 before − 5 during the outage: the record keeps the lower count');
+    const after = [];
+    for (let index = 0; index < 5; index++) after.push(await call());
+    assert.deepEqual(after, ['OK', 'OK', 'OK', 'OVER_LIMIT', 'OVER_LIMIT'], 'exactly the capacity over the whole run');
   });
 });

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { pino } from 'pino';
 import type { ApplyRequest, BucketState, Limit, VersionedBucket } from '../../../../src/core';
 import { TIME_UNITS } from '../../../../src/core';
-import { applyInPlace } from '../../../../src/store/memory-apply';
+import { applyInPlace } from '../../../../src/bucket/apply-requests';
 import { connectShards } from '../../../../src/store/redis/connect-shards';
 import type { ShardClient } from '../../../../src/store/redis/redis-client';
 import { RedisShardStore } from '../../../../src/store/redis/redis-shard-store';

@@ -1,5 +1,6 @@
 import type { AppliedLimit, ApplyRequest, BucketState, VersionedBucket } from '../core';
-import { consume } from '../bucket/consume';
+import { consume } from './consume';
+import { debit } from './debit';
 
 export interface RecordAccess {
   get(key: string): VersionedBucket | undefined;
@@ -7,8 +8,9 @@ export interface RecordAccess {
 }
 
 /**
- * How a store that holds its records in this process decides a commit group itself: the bucket/
- * math applied in place, request by request (a later request sees an earlier one's writes).
+ * Decides requests against records held in this process (the memory store, the engine's
+ * fallback buckets): the bucket math applied in place, request by request, so a later request
+ * sees an earlier one's writes. All limits of a request admit it, or none of them consumes.
  */
 export function applyInPlace(records: RecordAccess, requests: readonly ApplyRequest[], nowMs: number): AppliedLimit[][] {
   return requests.map(({ limits, hits }) => {
@@ -22,4 +24,16 @@ export function applyInPlace(records: RecordAccess, requests: readonly ApplyRequ
       return { allowed: decision.allowed, remaining: decision.remaining, resetAfterMs: decision.resetAfterMs, record: records.get(key) };
     });
   });
+}
+
+
+/** Takes each debit's hits from all its limits unconditionally (see bucket/debit.ts). */
+export function debitInPlace(records: RecordAccess, debits: readonly ApplyRequest[], nowMs: number): void {
+  for (const { limits, hits } of debits) {
+    for (const { key, limit } of limits) {
+      const current = records.get(key);
+      const { next, expireAtMs } = debit(current?.state, limit, hits, nowMs);
+      records.set(key, next, (current?.version ?? 0) + 1, expireAtMs);
+    }
+  }
 }

@@ -1,0 +1,22 @@
+import { UNIT_SECONDS, type BucketState, type Limit } from '../core';
+import { windowStartMs } from './fixed-window';
+import { refillPerMs, tokensAt } from './token-bucket';
+
+/**
+ * Takes `hits` that were admitted elsewhere (a local fallback while the shard was down) from a
+ * bucket, whether or not they fit: a token bucket stops at 0 tokens, a fixed window counts them.
+ * The result is never above what consuming normally would leave, so writing back can only make
+ * the shared record stricter.
+ */
+export function debit(state: BucketState | undefined, limit: Limit, hits: number, nowMs: number): { next: BucketState; expireAtMs: number } {
+  if (limit.algorithm === 'fixed_window') {
+    const startMs = windowStartMs(limit, nowMs);
+    const counted = state !== undefined && state.updatedAtMs === startMs ? limit.requestsPerUnit - state.tokens : 0;
+    return { next: { tokens: limit.requestsPerUnit - (counted + hits), updatedAtMs: startMs }, expireAtMs: startMs + UNIT_SECONDS[limit.unit] * 1000 };
+  }
+  const tokens = Math.max(0, tokensAt(state, limit, nowMs) - hits);
+  const updatedAtMs = Math.max(nowMs, state?.updatedAtMs ?? nowMs);
+  const rate = refillPerMs(limit);
+  const refillMs = rate > 0 ? Math.ceil((limit.capacity - tokens) / rate) : 0;
+  return { next: { tokens, updatedAtMs }, expireAtMs: updatedAtMs + Math.max(1, refillMs) };
+}
