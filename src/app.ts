@@ -76,6 +76,7 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
         shadowMode: settings.shadowMode,
         // A local copy only saves something when the store is remote.
         recordCacheTtlMs: kind === 'redis' ? settings.bucketCacheTtlMs : 0,
+        idempotencyTtlMs: settings.idempotencyTtlMs,
       });
       const grpc = new GrpcServer({
         host: settings.grpcHost,

@@ -45,6 +45,12 @@ export interface CommitGroup {
    * debits is always decided by the store.
    */
   readonly debits?: readonly ApplyRequest[];
+  /**
+   * The caller's request id for this group: the store keeps the group's verdicts under `key`
+   * for `ttlMs`, and a commit with the same key gets them back and changes nothing.
+   * A group with an idempotency key is always decided by the store.
+   */
+  readonly idempotency?: { readonly key: string; readonly ttlMs: number };
 }
 
 /**

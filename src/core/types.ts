@@ -74,6 +74,8 @@ export interface RateLimitQuery {
   readonly descriptors: readonly RequestDescriptor[];
   /** Request-level hits for every descriptor; 0 means 1, as in RLS v3. */
   readonly hits: number;
+  /** A retry of the same id gets the first answer and consumes nothing (x-request-id). */
+  readonly requestId?: string | undefined;
 }
 
 export type Code = 'OK' | 'OVER_LIMIT';

@@ -19,12 +19,17 @@ export function planGroup(plan: DescriptorPlan & { kind: 'limited' }): string {
  * `storeDecides` groups go without writes (the engine had no copy of their records); groups
  * with neither writes nor that mark (only exact local denials) are not sent at all.
  */
-export function commitGroups(
-  plans: readonly DescriptorPlan[],
-  writes: readonly BucketWrite[],
-  storeDecides: ReadonlySet<string>,
-  debitsOf: (group: string) => readonly ApplyRequest[],
-): PlannedCommitGroup[] {
+export interface CommitGroupOptions {
+  /** Groups to send without writes, for the store to decide. */
+  readonly storeDecides: ReadonlySet<string>;
+  /** What a local fallback admitted against a group while its shard was down. */
+  readonly debitsOf: (group: string) => readonly ApplyRequest[];
+  /** The request's id and how long the store keeps its answer; absent = no request id. */
+  readonly idempotency?: { readonly requestId: string; readonly ttlMs: number } | undefined;
+}
+
+export function commitGroups(plans: readonly DescriptorPlan[], writes: readonly BucketWrite[], options: CommitGroupOptions): PlannedCommitGroup[] {
+  const { storeDecides, debitsOf, idempotency } = options;
   const groups = new Map<string, { writes: BucketWrite[]; requests: CommitGroup['requests'][number][]; planIndexes: number[] }>();
   for (const id of storeDecides) groups.set(id, { writes: [], requests: [], planIndexes: [] });
   for (const write of writes) {
@@ -42,6 +47,12 @@ export function commitGroups(
   });
   return [...groups].map(([id, group]) => {
     const debits = debitsOf(id);
-    return debits.length === 0 ? { id, ...group } : { id, ...group, debits };
+    return {
+      id,
+      ...group,
+      ...(debits.length === 0 ? {} : { debits }),
+      // Kept beside the group's buckets (same shard), so any instance finds the first answer.
+      ...(idempotency === undefined ? {} : { idempotency: { key: `idem|${id}|${idempotency.requestId}`, ttlMs: idempotency.ttlMs } }),
+    };
   });
 }

@@ -16,7 +16,7 @@ import { commitGroups, planGroup, type PlannedCommitGroup } from './commit-group
 import { decideDescriptors, limitedStatus } from './decide-descriptors';
 import { planDescriptors, type DescriptorPlan } from './descriptor-plan';
 import { FallbackBuckets } from './fallback-buckets';
-import { RecordCache } from './record-cache';
+import { ExpiringCache } from './expiring-cache';
 import { rateLimitHeaders, type ResponseHeaderNames } from './response-headers';
 
 export interface RateLimiterOptions {
@@ -30,7 +30,12 @@ export interface RateLimiterOptions {
   readonly shadowMode?: boolean;
   /** Local copy of records (ms); worth it only for a remote store. 0 = always read the store. */
   readonly recordCacheTtlMs?: number;
+  /** How long the answer to a request id is kept for its retries (ms); 0 ignores request ids. */
+  readonly idempotencyTtlMs?: number;
 }
+
+/** Longest request id accepted; longer ones are refused, not truncated. */
+const MAX_REQUEST_ID_LENGTH = 256;
 
 /** What the engine did, for logs and metrics. */
 export interface EngineCounters {
@@ -54,7 +59,9 @@ export class RateLimiter {
   private readonly responseHeaders: ResponseHeaderNames | undefined;
   private readonly shadowMode: boolean;
   private readonly queue = new BucketQueue();
-  private readonly cache: RecordCache;
+  private readonly cache: ExpiringCache<VersionedBucket | undefined>;
+  private readonly answers: ExpiringCache<RateLimitOutcome>;
+  private readonly idempotencyTtlMs: number;
   private readonly fallback = new FallbackBuckets(100_000);
   readonly counters: EngineCounters = { decisions: 0, groupsCommitted: 0, versionConflicts: 0, fallbackDecisions: 0 };
 
@@ -64,7 +71,9 @@ export class RateLimiter {
     this.rules = options.rules;
     this.responseHeaders = options.responseHeaders;
     this.shadowMode = options.shadowMode ?? false;
-    this.cache = new RecordCache({ ttlMs: options.recordCacheTtlMs ?? 0, maxEntries: 100_000 });
+    this.cache = new ExpiringCache({ ttlMs: options.recordCacheTtlMs ?? 0, maxEntries: 100_000 });
+    this.idempotencyTtlMs = options.idempotencyTtlMs ?? 0;
+    this.answers = new ExpiringCache({ ttlMs: this.idempotencyTtlMs, maxEntries: 100_000 });
   }
 
   async shouldRateLimit(query: RateLimitQuery): Promise<RateLimitOutcome> {
@@ -72,24 +81,35 @@ export class RateLimiter {
     if (query.descriptors.length === 0) {
       throw new InvalidRequestError('descriptors', 'rate limit descriptor list must not be empty');
     }
+    if (query.requestId !== undefined && query.requestId.length > MAX_REQUEST_ID_LENGTH) {
+      throw new InvalidRequestError('x-request-id', `must be at most ${MAX_REQUEST_ID_LENGTH} characters`);
+    }
     const rules = this.rules();
     if (rules === undefined) throw new NoConfigLoadedError();
     const plans = planDescriptors(query, rules.domains.get(query.domain));
     this.counters.decisions++;
-    const statuses = await this.decide(plans);
+    const requestId = this.idempotencyTtlMs > 0 && query.requestId !== undefined && query.requestId !== '' ? query.requestId : undefined;
+    const answerKey = requestId === undefined ? undefined : `${query.domain}\0${requestId}\0${fingerprint(plans)}`;
+    if (answerKey !== undefined) {
+      const answered = this.answers.get(answerKey, this.clock.nowMs());
+      if (answered.found && answered.value !== undefined) return answered.value;
+    }
+    const statuses = await this.decide(plans, requestId);
     const quotaFlags = plans.map((plan) => plan.kind === 'limited' && plan.quotaMode);
     const computed = overallCode(statuses, quotaFlags);
-    return {
+    const outcome: RateLimitOutcome = {
       overallCode: this.shadowMode ? 'OK' : computed,
       statuses,
       responseHeaders: this.responseHeaders === undefined ? [] : rateLimitHeaders(this.responseHeaders, statuses, quotaFlags),
     };
+    if (answerKey !== undefined) this.answers.set(answerKey, outcome, this.clock.nowMs());
+    return outcome;
   }
 
-  private async decide(plans: readonly DescriptorPlan[]): Promise<DescriptorStatus[]> {
+  private async decide(plans: readonly DescriptorPlan[], requestId: string | undefined): Promise<DescriptorStatus[]> {
     const keys = [...new Set(plans.flatMap((plan) => (plan.kind === 'limited' ? plan.limits.map((l) => l.bucketKey) : [])))];
     if (keys.length === 0) return decideDescriptors(plans, new Map(), this.clock.nowMs()).statuses;
-    return this.queue.run(keys, () => this.decideAndCommit(plans, keys));
+    return this.queue.run(keys, () => this.decideAndCommit(plans, keys, requestId));
   }
 
   /**
@@ -98,26 +118,32 @@ export class RateLimiter {
    * store to decide. Either way, one commit: a group whose version moved meanwhile is decided by
    * the store in that same round trip, and its verdicts replace ours.
    */
-  private async decideAndCommit(plans: readonly DescriptorPlan[], keys: readonly string[]): Promise<DescriptorStatus[]> {
+  private async decideAndCommit(plans: readonly DescriptorPlan[], keys: readonly string[], requestId: string | undefined): Promise<DescriptorStatus[]> {
     const nowMs = this.clock.nowMs();
     const records = new Map<string, VersionedBucket | undefined>();
     const uncached = new Set<string>();
     for (const key of keys) {
       const cached = this.cache.get(key, nowMs);
-      if (cached.found) records.set(key, cached.record);
+      if (cached.found) records.set(key, cached.value);
       else uncached.add(key);
     }
     const storeDecides = new Set<string>();
     for (const plan of plans) {
       if (plan.kind !== 'limited') continue;
       const group = planGroup(plan);
-      // Debts from a fallback go first, so such a group is decided by the store with them.
-      if (plan.limits.some(({ bucketKey }) => uncached.has(bucketKey)) || this.fallback.debitsFor(group).length > 0) storeDecides.add(group);
+      // Debts from a fallback go first, and a request id's answer is kept by the store: both
+      // need the store to decide the group (a retry may reach another instance).
+      const needsStore = requestId !== undefined || plan.limits.some(({ bucketKey }) => uncached.has(bucketKey));
+      if (needsStore || this.fallback.debitsFor(group).length > 0) storeDecides.add(group);
     }
     const decidedHere = plans.map((plan) => (plan.kind === 'limited' && storeDecides.has(planGroup(plan)) ? NOT_DECIDED_HERE : plan));
     const { statuses, writes } = decideDescriptors(decidedHere, records, nowMs);
     if (writes.length === 0 && storeDecides.size === 0) return statuses;
-    const groups = commitGroups(plans, writes, storeDecides, (group) => this.fallback.debitsFor(group));
+    const groups = commitGroups(plans, writes, {
+      storeDecides,
+      debitsOf: (group) => this.fallback.debitsFor(group),
+      idempotency: requestId === undefined ? undefined : { requestId, ttlMs: this.idempotencyTtlMs },
+    });
     const outcomes = await this.store.commit(groups, nowMs);
     const doneAtMs = this.clock.nowMs();
     this.counters.groupsCommitted += groups.length;
@@ -181,6 +207,11 @@ export class RateLimiter {
       });
     }
   }
+}
+
+/** What a request asked, so a reused request id with other descriptors is not answered from the first. */
+function fingerprint(plans: readonly DescriptorPlan[]): string {
+  return plans.map((plan) => (plan.kind === 'limited' ? `${plan.hits}:${plan.limits.map((limit) => limit.bucketKey).join(',')}` : plan.kind)).join(';');
 }
 
 /** Stands in for a descriptor the store will decide, so local decisions keep request order. */

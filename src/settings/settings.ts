@@ -35,6 +35,8 @@ export interface Settings {
   readonly redisKeyPrefix: string;
   /** How long the engine trusts its local copy of a Redis bucket record (0 = always read). */
   readonly bucketCacheTtlMs: number;
+  /** How long the answer to an x-request-id is kept for its retries (0 = ignore request ids). */
+  readonly idempotencyTtlMs: number;
   /** The region this instance runs in (reported in logs and health). */
   readonly region: string;
 }
@@ -77,6 +79,7 @@ export function loadSettings(env: Environment, flags: SettingsFlags = {}): Setti
     redisTlsCaFile: read('REDIS_TLS_CA_FILE'),
     redisKeyPrefix: read('REDIS_KEY_PREFIX') ?? read('CACHE_KEY_PREFIX') ?? 'rl:',
     bucketCacheTtlMs: parseNonNegativeInt('BUCKET_CACHE_TTL_MS', read('BUCKET_CACHE_TTL_MS'), 2000),
+    idempotencyTtlMs: parseNonNegativeInt('IDEMPOTENCY_TTL_MS', read('IDEMPOTENCY_TTL_MS'), 60_000),
     region: read('REGION') ?? 'local',
   });
 }

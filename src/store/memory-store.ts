@@ -24,6 +24,8 @@ export class MemoryBucketStore implements BucketStore {
   private readonly clock: Clock;
   private readonly maxBuckets: number;
   private readonly records = new Map<string, MemoryRecord>();
+  /** Verdicts kept under idempotency keys (request ids), bounded like the buckets. */
+  private readonly answered = new Map<string, { outcome: CommitOutcome; expireAtMs: number }>();
   private evictionCount = 0;
 
   constructor(options: MemoryBucketStoreOptions) {
@@ -54,9 +56,16 @@ export class MemoryBucketStore implements BucketStore {
       set: (key, state, version, expireAtMs) => this.put(key, state, version, expireAtMs),
     };
     const outcomes = groups.map((group): CommitOutcome => {
-      if (group.debits !== undefined && group.debits.length > 0) {
-        debitInPlace(records, group.debits, nowMs);
-        return { kind: 'decided', results: applyInPlace(records, group.requests, nowMs) };
+      const { idempotency } = group;
+      if (idempotency !== undefined) {
+        const seen = this.answered.get(idempotency.key);
+        if (seen !== undefined && seen.expireAtMs > storeNowMs) return seen.outcome;
+      }
+      if (group.debits !== undefined || idempotency !== undefined) {
+        debitInPlace(records, group.debits ?? [], nowMs);
+        const outcome: CommitOutcome = { kind: 'decided', results: applyInPlace(records, group.requests, nowMs) };
+        if (idempotency !== undefined) this.remember(idempotency.key, outcome, storeNowMs + idempotency.ttlMs);
+        return outcome;
       }
       const versionsMatch = group.writes.every((write) => (records.get(write.key)?.version ?? 0) === write.expectedVersion);
       if (group.writes.length > 0 && versionsMatch) {
@@ -104,6 +113,15 @@ export class MemoryBucketStore implements BucketStore {
     // Delete first so that Map order stays last-write order, which eviction relies on.
     this.records.delete(key);
     this.records.set(key, { state, version, expireAtMs });
+  }
+
+  private remember(key: string, outcome: CommitOutcome, expireAtMs: number): void {
+    this.answered.delete(key);
+    this.answered.set(key, { outcome, expireAtMs });
+    if (this.answered.size > this.maxBuckets) {
+      const oldest = this.answered.keys().next();
+      if (oldest.done !== true) this.answered.delete(oldest.value);
+    }
   }
 
   private evictOverflow(): void {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { d } from '../support/rls-client';
+import { d, request } from '../support/rls-client';
 import { RedisServer, startShards, stopAll } from '../support/redis-server';
 import { Code } from '../support/status';
 import { startTestServer, type TestServer } from '../support/test-server';
@@ -67,6 +67,16 @@ describe('ringlimit on Redis shards', function () {
     assert.equal(later.filter((response) => response.overall_code === Code.OK).length, 3, 'the day limit of 8 had 3 left');
   });
 
+  it('answers a request id retried on another instance with the first answer, consuming nothing', async () => {
+    const [east, west] = await startInstances(2);
+    const message = request('shared', [d(['user', 'retried'])]);
+    const first = await (east as TestServer).client.send(message, 2000, 'req-7f3a');
+    const retried = await (west as TestServer).client.send(message, 2000, 'req-7f3a');
+    assert.deepEqual(retried, first);
+    const next = await (west as TestServer).client.send(message, 2000, 'req-8b1c');
+    assert.equal(next.statuses[0]?.limit_remaining, 8, 'only two requests consumed');
+  });
+
   it('spreads buckets over every shard and writes records that expire', async () => {
     const [instance] = await startInstances(1);
     const prefix = `it${prefixCount}:`;
@@ -75,7 +85,7 @@ describe('ringlimit on Redis shards', function () {
       servers.map(async (server) => {
         const client = new Redis(server.url());
         try {
-          const keys = await client.keys(`${prefix}*`);
+          const keys = (await client.keys(`${prefix}*`)).filter((key) => !key.startsWith(`${prefix}idem|`));
           const ttls = await Promise.all(keys.map((key) => client.pttl(key)));
           assert.ok(ttls.every((ttl) => ttl > 0), 'every record has an expiry');
           return keys.length;

@@ -24,9 +24,10 @@ export class RlsTestClient {
     return this.send(request(domain, descriptors, hitsAddend), deadlineMs);
   }
 
-  send(message: RateLimitRequest, deadlineMs = 2000): Promise<RateLimitResponse> {
+  send(message: RateLimitRequest, deadlineMs = 2000, requestId?: string): Promise<RateLimitResponse> {
     const metadata = new Metadata();
     metadata.set('x-envoy-expected-rq-timeout-ms', String(deadlineMs));
+    if (requestId !== undefined) metadata.set('x-request-id', requestId);
     return new Promise((resolveCall, reject) => {
       this.client.shouldRateLimit(message, metadata, { deadline: Date.now() + deadlineMs }, (error, response) => {
         if (error !== null) reject(error);

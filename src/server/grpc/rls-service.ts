@@ -50,11 +50,12 @@ const CODE_TO_PROTO: Readonly<Record<Code, RateLimitResponse_Code>> = {
   OVER_LIMIT: RateLimitResponse_Code.OVER_LIMIT,
 };
 
-/** RLS v3 wire message → engine query. Snake_case proto names stop here. */
-export function toQuery(request: RateLimitRequest): RateLimitQuery {
+/** RLS v3 wire message (and the call's x-request-id) → engine query. Snake_case proto names stop here. */
+export function toQuery(request: RateLimitRequest, requestId?: string): RateLimitQuery {
   return {
     domain: request.domain,
     hits: request.hits_addend,
+    requestId,
     descriptors: request.descriptors.map((descriptor, index) => {
       const { limit } = descriptor;
       let override;
@@ -124,7 +125,8 @@ export function createRlsHandlers(options: { decider: RateLimitDecider; logger: 
     shouldRateLimit(call: ServerUnaryCall<RateLimitRequest, RateLimitResponse>, callback: sendUnaryData<RateLimitResponse>) {
       let query: RateLimitQuery;
       try {
-        query = toQuery(call.request);
+        const [requestId] = call.metadata.get('x-request-id');
+        query = toQuery(call.request, requestId === undefined ? undefined : String(requestId));
       } catch (error) {
         callback(toServiceError(error, logger));
         return;

@@ -17,6 +17,9 @@
 --             number of debits, each shaped like a request: hits admitted elsewhere (a local
 --               fallback while this shard was down) to take first, unconditionally; a group
 --               with debits is always decided here
+--             idempotency key index (0 = none) and its time to live in ms: a group with a
+--               key is always decided here, its reply is kept under the key, and a later
+--               commit with the same key gets that reply back and changes nothing
 -- Returns, per group: 1 (written), or 0 followed by, per request and limit in order:
 --   allowed (0/1), remaining, reset_after_ms, record after the decision ('' = absent).
 --
@@ -122,79 +125,101 @@ local function read_requests(count)
   return requests
 end
 
-for _ = 1, tonumber(ARGV[2]) do
-  local write_count = tonumber(ARGV[cursor])
-  local writes_at = cursor + 1
-  cursor = writes_at + 5 * write_count
-  local request_count = tonumber(ARGV[cursor])
-  local requests_at = cursor + 1
-
-  local matched = write_count > 0
-  for w = 0, write_count - 1 do
-    local at = writes_at + 5 * w
-    local state = parse(redis.call('GET', KEYS[tonumber(ARGV[at])]))
+-- One group: its reply entries (1, or 0 and the verdicts), writing or deciding as described above.
+local function commit_group(writes, requests, debits, must_decide)
+  local matched = #writes > 0 and not must_decide and #debits == 0
+  for _, write in ipairs(writes) do
+    local state = parse(redis.call('GET', write.key))
     local version = 0
     if state then version = state.version end
-    if version ~= tonumber(ARGV[at + 1]) then matched = false end
+    if version ~= write.expected then matched = false end
+  end
+  if matched then
+    for _, write in ipairs(writes) do
+      store(write.key, write.expected + 1, write.tokens, write.updated, write.ttl)
+    end
+    return {1}
   end
 
-  -- Read this group's requests and debits whether or not they are needed, to reach the next group.
-  cursor = requests_at
+  for _, owed in ipairs(debits) do
+    for _, limit in ipairs(owed.limits) do
+      local state = parse(redis.call('GET', limit.key))
+      local version = 1
+      if state then version = state.version + 1 end
+      local tokens, updated, expire = debit(state, limit, owed.hits, now)
+      store(limit.key, version, string.format('%.17g', tokens), string.format('%d', updated), math.ceil(expire - now))
+    end
+  end
+
+  local out = {0}
+  for _, request in ipairs(requests) do
+    local decisions = {}
+    local admitted = true
+    for l, limit in ipairs(request.limits) do
+      local state = parse(redis.call('GET', limit.key))
+      local d
+      if limit.algorithm == 1 then
+        d = fixed_window(state, limit.rpu, limit.unit_ms, request.hits, now)
+      else
+        d = token_bucket(state, limit.rpu, limit.unit_ms, limit.capacity, request.hits, now)
+      end
+      d.state = state
+      decisions[l] = d
+      if not d.allowed then admitted = false end
+    end
+    for l, limit in ipairs(request.limits) do
+      local d = decisions[l]
+      if d.tokens and (admitted or not d.allowed) then
+        local version = 1
+        if d.state then version = d.state.version + 1 end
+        store(limit.key, version, string.format('%.17g', d.tokens), string.format('%d', d.updated), math.ceil(d.expire - now))
+      end
+      local allowed = 0
+      if d.allowed then allowed = 1 end
+      out[#out + 1] = allowed
+      out[#out + 1] = string.format('%d', d.remaining)
+      out[#out + 1] = string.format('%d', d.reset)
+      out[#out + 1] = redis.call('GET', limit.key) or ''
+    end
+  end
+  return out
+end
+
+for _ = 1, tonumber(ARGV[2]) do
+  local writes = {}
+  for w = 1, tonumber(ARGV[cursor]) do
+    local at = cursor + 1 + 5 * (w - 1)
+    writes[w] = {
+      key = KEYS[tonumber(ARGV[at])],
+      expected = tonumber(ARGV[at + 1]),
+      tokens = ARGV[at + 2],
+      updated = ARGV[at + 3],
+      ttl = tonumber(ARGV[at + 4]),
+    }
+  end
+  cursor = cursor + 1 + 5 * #writes
+  local request_count = tonumber(ARGV[cursor])
+  cursor = cursor + 1
   local requests = read_requests(request_count)
   local debit_count = tonumber(ARGV[cursor])
   cursor = cursor + 1
   local debits = read_requests(debit_count)
-  if #debits > 0 then
-    matched = false
-    for _, owed in ipairs(debits) do
-      for _, limit in ipairs(owed.limits) do
-        local state = parse(redis.call('GET', limit.key))
-        local version = 1
-        if state then version = state.version + 1 end
-        local tokens, updated, expire = debit(state, limit, owed.hits, now)
-        store(limit.key, version, string.format('%.17g', tokens), string.format('%d', updated), math.ceil(expire - now))
-      end
-    end
-  end
+  local idempotency_key = nil
+  if tonumber(ARGV[cursor]) > 0 then idempotency_key = KEYS[tonumber(ARGV[cursor])] end
+  local idempotency_ttl = tonumber(ARGV[cursor + 1])
+  cursor = cursor + 2
 
-  if matched then
-    for w = 0, write_count - 1 do
-      local at = writes_at + 5 * w
-      store(KEYS[tonumber(ARGV[at])], tonumber(ARGV[at + 1]) + 1, ARGV[at + 2], ARGV[at + 3], tonumber(ARGV[at + 4]))
-    end
-    reply[#reply + 1] = 1
+  local seen = nil
+  if idempotency_key then seen = redis.call('GET', idempotency_key) end
+  local group_reply
+  if seen then
+    group_reply = cjson.decode(seen)
   else
-    reply[#reply + 1] = 0
-    for _, request in ipairs(requests) do
-      local decisions = {}
-      local admitted = true
-      for l, limit in ipairs(request.limits) do
-        local state = parse(redis.call('GET', limit.key))
-        local d
-        if limit.algorithm == 1 then
-          d = fixed_window(state, limit.rpu, limit.unit_ms, request.hits, now)
-        else
-          d = token_bucket(state, limit.rpu, limit.unit_ms, limit.capacity, request.hits, now)
-        end
-        d.state = state
-        decisions[l] = d
-        if not d.allowed then admitted = false end
-      end
-      for l, limit in ipairs(request.limits) do
-        local d = decisions[l]
-        if d.tokens and (admitted or not d.allowed) then
-          local version = 1
-          if d.state then version = d.state.version + 1 end
-          store(limit.key, version, string.format('%.17g', d.tokens), string.format('%d', d.updated), math.ceil(d.expire - now))
-        end
-        local allowed = 0
-        if d.allowed then allowed = 1 end
-        reply[#reply + 1] = allowed
-        reply[#reply + 1] = string.format('%d', d.remaining)
-        reply[#reply + 1] = string.format('%d', d.reset)
-        reply[#reply + 1] = redis.call('GET', limit.key) or ''
-      end
+    group_reply = commit_group(writes, requests, debits, idempotency_key ~= nil)
+    if idempotency_key then
+      redis.call('SET', idempotency_key, cjson.encode(group_reply), 'PX', math.max(1, idempotency_ttl))
     end
   end
+  for _, entry in ipairs(group_reply) do reply[#reply + 1] = entry end
 end
 return reply

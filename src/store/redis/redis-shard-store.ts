@@ -121,6 +121,7 @@ export class RedisShardStore implements BucketStore {
               }
             }
           }
+          args.push(group.idempotency === undefined ? 0 : keys.indexOf(group.idempotency.key), group.idempotency?.ttlMs ?? 0);
         }
         let reply: (string | number)[];
         try {

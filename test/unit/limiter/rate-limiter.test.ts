@@ -234,3 +234,49 @@ descriptors:
     assert.deepEqual(after, ['OK', 'OK', 'OK', 'OVER_LIMIT', 'OVER_LIMIT'], 'exactly the capacity over the whole run');
   });
 });
+
+describe('RateLimiter with request ids', () => {
+  const LIMITS = compileYaml(`domain: d
+descriptors:
+  - key: user
+    rate_limit: {unit: hour, requests_per_unit: 3}
+`);
+  const make = () => {
+    const clock = new FakeClock();
+    const store = new MemoryBucketStore({ clock, maxBuckets: 100 });
+    return { clock, store, limiter: new RateLimiter({ store, clock, rules: (): RuleSet => LIMITS, idempotencyTtlMs: 60_000 }) };
+  };
+  const withId = (requestId: string | undefined): RateLimitQuery => ({ domain: 'd', descriptors: [one('user', 'u')], hits: 0, requestId });
+
+  it('answers a retried request id with the first answer and consumes nothing', async () => {
+    const { limiter } = make();
+    const first = await limiter.shouldRateLimit(withId('req-1'));
+    const retried = await limiter.shouldRateLimit(withId('req-1'));
+    assert.deepEqual(retried, first);
+    assert.equal((await limiter.shouldRateLimit(withId('req-2'))).statuses[0]?.limitRemaining, 1, 'only req-1 and req-2 consumed');
+  });
+
+  it('keeps the answer in the store, so another instance answers a retry the same way', async () => {
+    const { clock, store, limiter } = make();
+    const other = new RateLimiter({ store, clock, rules: (): RuleSet => LIMITS, idempotencyTtlMs: 60_000 });
+    await limiter.shouldRateLimit(withId('a'));
+    await limiter.shouldRateLimit(withId('b'));
+    const third = await limiter.shouldRateLimit(withId('c'));
+    assert.equal(third.statuses[0]?.limitRemaining, 0);
+    const retriedElsewhere = await other.shouldRateLimit(withId('c'));
+    assert.equal(retriedElsewhere.overallCode, 'OK', 'the first answer, although the bucket is now empty');
+    assert.equal((await other.shouldRateLimit(withId('d'))).overallCode, 'OVER_LIMIT');
+  });
+
+  it('forgets request ids after their time to live', async () => {
+    const { clock, limiter } = make();
+    await limiter.shouldRateLimit(withId('x'));
+    clock.advance(60_001);
+    assert.equal((await limiter.shouldRateLimit(withId('x'))).statuses[0]?.limitRemaining, 1, 'consumed again: a new request');
+  });
+
+  it('refuses a request id longer than 256 characters, naming the field', async () => {
+    const { limiter } = make();
+    await assert.rejects(limiter.shouldRateLimit(withId('r'.repeat(257))), (error: unknown) => error instanceof InvalidRequestError && error.field === 'x-request-id');
+  });
+});

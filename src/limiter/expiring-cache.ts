@@ -1,0 +1,54 @@
+export interface ExpiringCacheOptions {
+  /** How long an entry is trusted; 0 disables the cache. */
+  readonly ttlMs: number;
+  /** Entries kept at most; the oldest are dropped beyond it. */
+  readonly maxEntries: number;
+}
+
+/**
+ * A bounded map whose entries are trusted for `ttlMs` of the injected clock's time. The engine
+ * keeps two: its write-through copy of bucket records (a stale copy is safe: other writers can
+ * only lower a bucket, so a denial from it is exact and an admission from it fails its version
+ * check), and the answers it gave to request ids.
+ */
+export class ExpiringCache<V> {
+  private readonly ttlMs: number;
+  private readonly maxEntries: number;
+  private readonly entries = new Map<string, { value: V; cachedAtMs: number }>();
+
+  constructor(options: ExpiringCacheOptions) {
+    this.ttlMs = options.ttlMs;
+    this.maxEntries = options.maxEntries;
+  }
+
+  get enabled(): boolean {
+    return this.ttlMs > 0;
+  }
+
+  /** The entry for `key` if fresh; `found` distinguishes a cached undefined from a miss. */
+  get(key: string, nowMs: number): { found: boolean; value: V | undefined } {
+    const entry = this.entries.get(key);
+    if (entry === undefined || nowMs - entry.cachedAtMs >= this.ttlMs || nowMs < entry.cachedAtMs) {
+      return { found: false, value: undefined };
+    }
+    return { found: true, value: entry.value };
+  }
+
+  set(key: string, value: V, nowMs: number): void {
+    if (!this.enabled) return;
+    this.entries.delete(key);
+    this.entries.set(key, { value, cachedAtMs: nowMs });
+    if (this.entries.size > this.maxEntries) {
+      const oldest = this.entries.keys().next();
+      if (oldest.done !== true) this.entries.delete(oldest.value);
+    }
+  }
+
+  forget(key: string): void {
+    this.entries.delete(key);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
