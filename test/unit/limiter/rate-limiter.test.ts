@@ -280,3 +280,35 @@ descriptors:
     await assert.rejects(limiter.shouldRateLimit(withId('r'.repeat(257))), (error: unknown) => error instanceof InvalidRequestError && error.field === 'x-request-id');
   });
 });
+
+describe('RateLimiter across instances whose clocks disagree', () => {
+  const LIMITS = compileYaml(`domain: d
+descriptors:
+  - key: user
+    rate_limit: {unit: second, requests_per_unit: 10}
+`);
+
+  for (const skewMs of [0, 300, 2000, -2000]) {
+    it(`admits no more than C + R·(T + δ) with one clock ${skewMs} ms off (README's bound)`, async () => {
+      const truth = new FakeClock(Date.UTC(2026, 0, 1));
+      const skewed = new FakeClock(truth.nowMs() + skewMs);
+      const store = new MemoryBucketStore({ clock: truth, maxBuckets: 100 });
+      const instances = [truth, skewed].map((clock) => new RateLimiter({ store, clock, rules: (): RuleSet => LIMITS }));
+      let admitted = 0;
+      const stepMs = 50;
+      const totalMs = 5000;
+      for (let elapsed = 0; elapsed <= totalMs; elapsed += stepMs) {
+        for (const instance of instances) {
+          for (let call = 0; call < 3; call++) {
+            if ((await instance.shouldRateLimit(q([one('user', 'skewed')]))).overallCode === 'OK') admitted++;
+          }
+        }
+        truth.advance(stepMs);
+        skewed.advance(stepMs);
+      }
+      const bound = 10 + 10 * ((totalMs + Math.abs(skewMs)) / 1000);
+      assert.ok(admitted <= bound, `admitted ${admitted} > ${bound}`);
+      assert.ok(admitted >= 0.9 * (10 + 10 * (totalMs / 1000)) - 10 * (Math.abs(skewMs) / 1000), `admitted ${admitted}: a clock behind may only cost its skew`);
+    });
+  }
+});
