@@ -1,5 +1,5 @@
-import { UNIT_SECONDS, type BucketState, type Limit } from '../core';
-import { windowStartMs } from './fixed-window';
+import type { BucketState, Limit } from '../core';
+import { countedInWindow } from './fixed-window';
 import { refillPerMs, tokensAt } from './token-bucket';
 
 /**
@@ -9,11 +9,7 @@ import { refillPerMs, tokensAt } from './token-bucket';
  * the shared record stricter.
  */
 export function debit(state: BucketState | undefined, limit: Limit, hits: number, nowMs: number): { next: BucketState; expireAtMs: number } {
-  if (limit.algorithm === 'fixed_window') {
-    const startMs = windowStartMs(limit, nowMs);
-    const counted = state !== undefined && state.updatedAtMs === startMs ? limit.requestsPerUnit - state.tokens : 0;
-    return { next: { tokens: limit.requestsPerUnit - (counted + hits), updatedAtMs: startMs }, expireAtMs: startMs + UNIT_SECONDS[limit.unit] * 1000 };
-  }
+  if (limit.algorithm === 'fixed_window') return countedInWindow(state, limit, hits, nowMs);
   const tokens = Math.max(0, tokensAt(state, limit, nowMs) - hits);
   const updatedAtMs = Math.max(nowMs, state?.updatedAtMs ?? nowMs);
   const rate = refillPerMs(limit);

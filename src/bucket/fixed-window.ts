@@ -17,25 +17,26 @@ export function windowStartMs(limit: Limit, nowMs: number): number {
   return Math.floor(nowMs / windowMs) * windowMs;
 }
 
+/** The window's record after `hits` more are counted in the window that holds `nowMs`. */
+export function countedInWindow(state: BucketState | undefined, limit: Limit, hits: number, nowMs: number): { next: BucketState; expireAtMs: number } {
+  const startMs = windowStartMs(limit, nowMs);
+  const counted = state !== undefined && state.updatedAtMs === startMs ? limit.requestsPerUnit - state.tokens : 0;
+  return { next: { tokens: limit.requestsPerUnit - (counted + hits), updatedAtMs: startMs }, expireAtMs: startMs + UNIT_SECONDS[limit.unit] * 1000 };
+}
+
 export function consumeFixedWindow(
   state: BucketState | undefined,
   limit: Limit,
   hits: number,
   nowMs: number,
 ): LimitDecision {
-  const windowMs = UNIT_SECONDS[limit.unit] * 1000;
-  const startMs = windowStartMs(limit, nowMs);
-  const endMs = startMs + windowMs;
-  const counted = state !== undefined && state.updatedAtMs === startMs ? limit.requestsPerUnit - state.tokens : 0;
-  const after = counted + hits;
-  const allowed = after <= limit.requestsPerUnit;
-  const resetAfterMs = (UNIT_SECONDS[limit.unit] - (Math.floor(nowMs / 1000) % UNIT_SECONDS[limit.unit])) * 1000;
+  const { next, expireAtMs } = countedInWindow(state, limit, hits, nowMs);
+  // next.tokens is requests_per_unit minus the count after these hits.
   const decision = {
-    allowed,
-    remaining: Math.max(0, limit.requestsPerUnit - after),
-    resetAfterMs,
-    expireAtMs: endMs,
+    allowed: next.tokens >= 0,
+    remaining: Math.max(0, next.tokens),
+    resetAfterMs: (UNIT_SECONDS[limit.unit] - (Math.floor(nowMs / 1000) % UNIT_SECONDS[limit.unit])) * 1000,
+    expireAtMs,
   };
-  if (hits === 0) return decision;
-  return { ...decision, next: { tokens: limit.requestsPerUnit - after, updatedAtMs: startMs } };
+  return hits === 0 ? decision : { ...decision, next };
 }

@@ -58,6 +58,11 @@ export class FallbackBuckets {
     return [...(this.owed.get(group) ?? new Map()).entries()].map(([key, { limit, hits }]) => ({ hits, limits: [{ key, limit }] }));
   }
 
+  /** Cheap check for the request path: does this group carry a debt? */
+  owes(group: string): boolean {
+    return this.owed.has(group);
+  }
+
   owedGroups(): string[] {
     return [...this.owed.keys()];
   }

@@ -134,7 +134,7 @@ export class RateLimiter {
       // Debts from a fallback go first, and a request id's answer is kept by the store: both
       // need the store to decide the group (a retry may reach another instance).
       const needsStore = requestId !== undefined || plan.limits.some(({ bucketKey }) => uncached.has(bucketKey));
-      if (needsStore || this.fallback.debitsFor(group).length > 0) storeDecides.add(group);
+      if (needsStore || this.fallback.owes(group)) storeDecides.add(group);
     }
     const decidedHere = plans.map((plan) => (plan.kind === 'limited' && storeDecides.has(planGroup(plan)) ? NOT_DECIDED_HERE : plan));
     const { statuses, writes } = decideDescriptors(decidedHere, records, nowMs);

@@ -179,9 +179,7 @@ describe('RateLimiter', () => {
   });
 
   it('answers exact denials from its local copy without writing', async () => {
-    const clock = new FakeClock();
-    const store = new MemoryBucketStore({ clock, maxBuckets: 100 });
-    const limiter = new RateLimiter({ store, clock, rules: (): RuleSet => RULES, recordCacheTtlMs: 60_000 });
+    const { limiter } = makeLimiter({ recordCacheTtlMs: 60_000 });
     for (let call = 0; call < 12; call++) await limiter.shouldRateLimit(q([one('loose', 'local')]));
     assert.deepEqual({ ...limiter.counters }, { decisions: 12, groupsCommitted: 10, versionConflicts: 0, fallbackDecisions: 0 }, 'the 2 denials sent nothing');
   });
@@ -241,11 +239,7 @@ descriptors:
   - key: user
     rate_limit: {unit: hour, requests_per_unit: 3}
 `);
-  const make = () => {
-    const clock = new FakeClock();
-    const store = new MemoryBucketStore({ clock, maxBuckets: 100 });
-    return { clock, store, limiter: new RateLimiter({ store, clock, rules: (): RuleSet => LIMITS, idempotencyTtlMs: 60_000 }) };
-  };
+  const make = () => makeLimiter({ rules: (): RuleSet => LIMITS, idempotencyTtlMs: 60_000 });
   const withId = (requestId: string | undefined): RateLimitQuery => ({ domain: 'd', descriptors: [one('user', 'u')], hits: 0, requestId });
 
   it('answers a retried request id with the first answer and consumes nothing', async () => {
