@@ -6,10 +6,8 @@ export interface ExpiringCacheOptions {
 }
 
 /**
- * A bounded map whose entries are trusted for `ttlMs` of the injected clock's time. The engine
- * keeps two: its write-through copy of bucket records (a stale copy is safe: other writers can
- * only lower a bucket, so a denial from it is exact and an admission from it fails its version
- * check), and the answers it gave to request ids.
+ * A bounded map whose entries are trusted for `ttlMs` of the injected clock's time: the engine's
+ * copy of bucket records (LocalRecords) and the answers it gave to request ids.
  */
 export class ExpiringCache<V> {
   private readonly ttlMs: number;

@@ -12,11 +12,13 @@ import {
 } from '../core';
 import type { RuleSet } from '../config/rule-set';
 import { BucketQueue } from './bucket-queue';
+import { bucketGroup } from '../bucket/bucket-key';
 import { commitGroups, planGroup, type PlannedCommitGroup } from './commit-groups';
 import { decideDescriptors, limitedStatus } from './decide-descriptors';
 import { planDescriptors, type DescriptorPlan } from './descriptor-plan';
 import { FallbackBuckets } from './fallback-buckets';
 import { ExpiringCache } from './expiring-cache';
+import { LocalRecords } from './local-records';
 import { rateLimitHeaders, type ResponseHeaderNames } from './response-headers';
 
 export interface RateLimiterOptions {
@@ -59,7 +61,7 @@ export class RateLimiter {
   private readonly responseHeaders: ResponseHeaderNames | undefined;
   private readonly shadowMode: boolean;
   private readonly queue = new BucketQueue();
-  private readonly cache: ExpiringCache<VersionedBucket | undefined>;
+  private readonly records: LocalRecords;
   private readonly answers: ExpiringCache<RateLimitOutcome>;
   private readonly idempotencyTtlMs: number;
   private readonly fallback = new FallbackBuckets(100_000);
@@ -71,7 +73,7 @@ export class RateLimiter {
     this.rules = options.rules;
     this.responseHeaders = options.responseHeaders;
     this.shadowMode = options.shadowMode ?? false;
-    this.cache = new ExpiringCache({ ttlMs: options.recordCacheTtlMs ?? 0, maxEntries: 100_000 });
+    this.records = new LocalRecords({ ttlMs: options.recordCacheTtlMs ?? 0, maxEntries: 100_000 });
     this.idempotencyTtlMs = options.idempotencyTtlMs ?? 0;
     this.answers = new ExpiringCache({ ttlMs: this.idempotencyTtlMs, maxEntries: 100_000 });
   }
@@ -114,18 +116,21 @@ export class RateLimiter {
 
   /**
    * Groups whose records are all in the local copy are decided here: an exact denial needs no
-   * round trip, an admission becomes a conditional write. Groups with no copy are sent for the
-   * store to decide. Either way, one commit: a group whose version moved meanwhile is decided by
-   * the store in that same round trip, and its verdicts replace ours.
+   * round trip, and an admission becomes a conditional write where this instance has lately been
+   * the records' only writer. Every other group is sent for the store to decide. Either way, one
+   * commit: a group whose version moved meanwhile is decided by the store in that same round
+   * trip, and its verdicts replace ours.
    */
   private async decideAndCommit(plans: readonly DescriptorPlan[], keys: readonly string[], requestId: string | undefined): Promise<DescriptorStatus[]> {
     const nowMs = this.clock.nowMs();
     const records = new Map<string, VersionedBucket | undefined>();
     const uncached = new Set<string>();
+    const shared = new Set<string>();
     for (const key of keys) {
-      const cached = this.cache.get(key, nowMs);
-      if (cached.found) records.set(key, cached.value);
-      else uncached.add(key);
+      const local = this.records.lookup(key, nowMs);
+      if (!local.found) uncached.add(key);
+      else records.set(key, local.record);
+      if (!local.soleWriter) shared.add(key);
     }
     const storeDecides = new Set<string>();
     for (const plan of plans) {
@@ -137,7 +142,12 @@ export class RateLimiter {
       if (needsStore || this.fallback.owes(group)) storeDecides.add(group);
     }
     const decidedHere = plans.map((plan) => (plan.kind === 'limited' && storeDecides.has(planGroup(plan)) ? NOT_DECIDED_HERE : plan));
-    const { statuses, writes } = decideDescriptors(decidedHere, records, nowMs);
+    const local = decideDescriptors(decidedHere, records, nowMs);
+    for (const write of local.writes) {
+      if (shared.has(write.key)) storeDecides.add(bucketGroup(write.key));
+    }
+    const writes = local.writes.filter((write) => !storeDecides.has(bucketGroup(write.key)));
+    const { statuses } = local;
     if (writes.length === 0 && storeDecides.size === 0) return statuses;
     const groups = commitGroups(plans, writes, {
       storeDecides,
@@ -150,42 +160,51 @@ export class RateLimiter {
     groups.forEach((group, groupIndex) => {
       const outcome = outcomes[groupIndex];
       if (outcome?.kind === 'written') {
-        for (const write of group.writes) this.cache.set(write.key, { state: write.state, version: write.expectedVersion + 1 }, doneAtMs);
+        for (const write of group.writes) this.records.written(write.key, { state: write.state, version: write.expectedVersion + 1 }, doneAtMs);
         return;
       }
       if (outcome?.kind === 'decided') {
-        if (group.writes.length > 0 && group.debits === undefined) this.counters.versionConflicts++;
+        const conflicted = group.writes.length > 0 && group.debits === undefined;
+        if (conflicted) this.counters.versionConflicts++;
         if (group.debits !== undefined) this.fallback.settle(group.id);
-        this.applyVerdicts(plans, group, outcome.results, statuses, doneAtMs);
+        this.applyVerdicts(plans, group, outcome.results, statuses);
+        this.rememberStoreRecords(group, outcome.results, conflicted, doneAtMs);
         return;
       }
       this.counters.fallbackDecisions += group.requests.length;
-      this.applyVerdicts(plans, group, this.fallback.decide(group.requests, nowMs), statuses, undefined);
+      this.applyVerdicts(plans, group, this.fallback.decide(group.requests, nowMs), statuses);
     });
     return statuses;
   }
 
-  /** Replaces the statuses of a group's descriptors with verdicts reached elsewhere; caches the records when `cachedAtMs` is given. */
-  private applyVerdicts(
-    plans: readonly DescriptorPlan[],
-    group: PlannedCommitGroup,
-    results: readonly (readonly AppliedLimit[])[],
-    statuses: DescriptorStatus[],
-    cachedAtMs: number | undefined,
-  ): void {
+  /** Replaces the statuses of a group's descriptors with verdicts reached elsewhere. */
+  private applyVerdicts(plans: readonly DescriptorPlan[], group: PlannedCommitGroup, results: readonly (readonly AppliedLimit[])[], statuses: DescriptorStatus[]): void {
     group.planIndexes.forEach((planIndex, requestIndex) => {
       const plan = plans[planIndex] as DescriptorPlan & { kind: 'limited' };
       const verdicts = results[requestIndex];
       if (verdicts?.length !== plan.limits.length) throw new Error(`no verdict for descriptor ${planIndex}`);
       statuses[planIndex] = limitedStatus(
         plan,
-        plan.limits.map(({ limit, bucketKey }, limitIndex) => {
-          const verdict = verdicts[limitIndex] as AppliedLimit;
-          if (cachedAtMs !== undefined) this.cache.set(bucketKey, verdict.record, cachedAtMs);
-          return { limit, decision: verdict };
-        }),
+        plan.limits.map(({ limit }, limitIndex) => ({ limit, decision: verdicts[limitIndex] as AppliedLimit })),
       );
     });
+  }
+
+  /** Keeps the records a store decision left, and whether anyone but us had changed them since our copy. */
+  private rememberStoreRecords(group: PlannedCommitGroup, results: readonly (readonly AppliedLimit[])[], conflicted: boolean, atMs: number): void {
+    const debited = new Map<string, number>();
+    for (const debit of group.debits ?? []) {
+      for (const { key } of debit.limits) debited.set(key, (debited.get(key) ?? 0) + 1);
+    }
+    const seen = new Map<string, { firstSeen: VersionedBucket | undefined; ownSteps: number; record: VersionedBucket | undefined; conflicted: boolean }>();
+    group.requests.forEach((request, requestIndex) => {
+      request.limits.forEach(({ key }, limitIndex) => {
+        const record = results[requestIndex]?.[limitIndex]?.record;
+        const earlier = seen.get(key);
+        seen.set(key, earlier === undefined ? { firstSeen: record, ownSteps: (debited.get(key) ?? 0) + 1, record, conflicted } : { ...earlier, record });
+      });
+    });
+    for (const [key, update] of seen) this.records.decidedByStore(key, update, atMs);
   }
 
   /**
@@ -202,7 +221,7 @@ export class RateLimiter {
         const [outcome] = await this.store.commit([{ writes: [], requests: [], debits: current }], this.clock.nowMs());
         if (outcome?.kind === 'decided') {
           this.fallback.settle(id);
-          for (const key of keys) this.cache.forget(key);
+          for (const key of keys) this.records.forget(key);
         }
       });
     }

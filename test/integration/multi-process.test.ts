@@ -128,5 +128,6 @@ describe('several ringlimit processes, two regions, three shards', function () {
     assert.equal(run.result.errors, 0, run.result.firstError);
     assert.ok(run.result.admitted >= REQUESTS * 0.99, `each key gets about 10 requests against a limit of 20 (admitted ${run.result.admitted})`);
     assert.ok(trips / REQUESTS <= 1.0, `one round trip per decision at most (${(trips / REQUESTS).toFixed(3)})`);
+    assert.ok(run.conflictRate < 0.01, `version conflicts under 1% of commits (${(run.conflictRate * 100).toFixed(2)}%)`);
   });
 });

@@ -1,0 +1,68 @@
+import type { VersionedBucket } from '../core';
+import { ExpiringCache } from './expiring-cache';
+
+/**
+ * Changes in a row this instance must have been a record's only writer before it decides an
+ * admission from its copy. A copy of a record other instances also write is usually stale, and
+ * a conditional write from a stale copy only loses to them (a version conflict); for such
+ * records the store deciding is just as cheap (one round trip) and never conflicts.
+ */
+const SOLE_WRITER_STREAK = 3;
+
+interface LocalRecord {
+  readonly record: VersionedBucket | undefined;
+  /** Consecutive observations in which nobody but this instance changed the record. */
+  readonly soleWriterStreak: number;
+}
+
+export interface RecordLookup {
+  readonly found: boolean;
+  readonly record: VersionedBucket | undefined;
+  /** Safe to decide an admission from: this instance has lately been the record's only writer. */
+  readonly soleWriter: boolean;
+}
+
+const MISS: RecordLookup = Object.freeze({ found: false, record: undefined, soleWriter: false });
+
+/**
+ * The engine's write-through copy of bucket records, and for each whether this instance seems
+ * to be its only writer. A stale copy is safe (other writers can only lower a bucket, so a
+ * denial from it is exact and an admission from it fails its version check); the sole-writer
+ * evidence keeps such admissions, and their conflicts, to records nobody else is writing.
+ */
+export class LocalRecords {
+  private readonly copies: ExpiringCache<LocalRecord>;
+
+  constructor(options: { readonly ttlMs: number; readonly maxEntries: number }) {
+    this.copies = new ExpiringCache(options);
+  }
+
+  lookup(key: string, nowMs: number): RecordLookup {
+    const { found, value } = this.copies.get(key, nowMs);
+    if (!found || value === undefined) return MISS;
+    return { found: true, record: value.record, soleWriter: value.soleWriterStreak >= SOLE_WRITER_STREAK };
+  }
+
+  /** Our conditional write matched: nobody wrote between our copy and it. */
+  written(key: string, record: VersionedBucket, atMs: number): void {
+    const previous = this.copies.get(key, atMs).value;
+    this.copies.set(key, { record, soleWriterStreak: (previous?.soleWriterStreak ?? 0) + 1 }, atMs);
+  }
+
+  /**
+   * The store decided and returned the records. `firstSeen` is the record right after our first
+   * request in that commit, which our own `ownSteps` (that request, and debits before it) moved by
+   * at most that many versions from our copy; a larger step, or a conflict, means another writer.
+   * `record` is the record after our last request.
+   */
+  decidedByStore(key: string, update: { readonly firstSeen: VersionedBucket | undefined; readonly ownSteps: number; readonly record: VersionedBucket | undefined; readonly conflicted: boolean }, atMs: number): void {
+    const previous = this.copies.get(key, atMs);
+    const steps = (update.firstSeen?.version ?? 0) - (previous.value?.record?.version ?? 0);
+    const alone = previous.found && !update.conflicted && steps >= 0 && steps <= update.ownSteps;
+    this.copies.set(key, { record: update.record, soleWriterStreak: alone ? (previous.value?.soleWriterStreak ?? 0) + 1 : 0 }, atMs);
+  }
+
+  forget(key: string): void {
+    this.copies.forget(key);
+  }
+}
