@@ -35,6 +35,10 @@ program
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      app.logger.info({ signal: 'SIGHUP' }, 'reloading rules and shard list');
+      void app.reload();
+    });
     await app.start();
   });
 

@@ -64,6 +64,15 @@ export type CommitOutcome =
   /** The group's shard did not answer; nothing is known to be written. */
   | { readonly kind: 'unavailable'; readonly error: Error };
 
+export interface CommitOptions {
+  /**
+   * How long the caller can wait for the outcomes (real milliseconds): a group whose shard has
+   * not answered by then comes back `unavailable`, and transient failures are retried only
+   * within it. Absent = the store's own command timeout.
+   */
+  readonly timeoutMs?: number;
+}
+
 /**
  * Version-stamped bucket storage. Implementations MUST be safe for concurrent calls.
  *
@@ -76,7 +85,7 @@ export interface BucketStore {
   /** Current records, in the order of `keys`; undefined for absent or expired buckets. */
   load(keys: readonly string[]): Promise<(VersionedBucket | undefined)[]>;
   /** One outcome per group, in order. `nowMs` is the caller's clock, used if the store decides. */
-  commit(groups: readonly CommitGroup[], nowMs: number): Promise<CommitOutcome[]>;
+  commit(groups: readonly CommitGroup[], nowMs: number, options?: CommitOptions): Promise<CommitOutcome[]>;
   /** Resolves when the store answers; rejects with StoreUnavailableError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

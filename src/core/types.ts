@@ -76,6 +76,8 @@ export interface RateLimitQuery {
   readonly hits: number;
   /** A retry of the same id gets the first answer and consumes nothing (x-request-id). */
   readonly requestId?: string | undefined;
+  /** How long the caller waits for the answer (its gRPC deadline), in real milliseconds; absent = no deadline. */
+  readonly timeBudgetMs?: number | undefined;
 }
 
 export type Code = 'OK' | 'OVER_LIMIT';

@@ -96,7 +96,8 @@ export class RateLimiter {
       const answered = this.answers.get(answerKey, this.clock.nowMs());
       if (answered.found && answered.value !== undefined) return answered.value;
     }
-    const statuses = await this.decide(plans, requestId);
+    const answerBy = query.timeBudgetMs === undefined ? undefined : performance.now() + storeBudgetMs(query.timeBudgetMs);
+    const statuses = await this.decide(plans, requestId, answerBy);
     const quotaFlags = plans.map((plan) => plan.kind === 'limited' && plan.quotaMode);
     const computed = overallCode(statuses, quotaFlags);
     const outcome: RateLimitOutcome = {
@@ -108,10 +109,11 @@ export class RateLimiter {
     return outcome;
   }
 
-  private async decide(plans: readonly DescriptorPlan[], requestId: string | undefined): Promise<DescriptorStatus[]> {
+  /** `answerBy`: performance.now() time by which the store must have answered (a fallback decides after it). */
+  private async decide(plans: readonly DescriptorPlan[], requestId: string | undefined, answerBy: number | undefined): Promise<DescriptorStatus[]> {
     const keys = [...new Set(plans.flatMap((plan) => (plan.kind === 'limited' ? plan.limits.map((l) => l.bucketKey) : [])))];
     if (keys.length === 0) return decideDescriptors(plans, new Map(), this.clock.nowMs()).statuses;
-    return this.queue.run(keys, () => this.decideAndCommit(plans, keys, requestId));
+    return this.queue.run(keys, () => this.decideAndCommit(plans, keys, requestId, answerBy));
   }
 
   /**
@@ -121,7 +123,12 @@ export class RateLimiter {
    * commit: a group whose version moved meanwhile is decided by the store in that same round
    * trip, and its verdicts replace ours.
    */
-  private async decideAndCommit(plans: readonly DescriptorPlan[], keys: readonly string[], requestId: string | undefined): Promise<DescriptorStatus[]> {
+  private async decideAndCommit(
+    plans: readonly DescriptorPlan[],
+    keys: readonly string[],
+    requestId: string | undefined,
+    answerBy: number | undefined,
+  ): Promise<DescriptorStatus[]> {
     const nowMs = this.clock.nowMs();
     const records = new Map<string, VersionedBucket | undefined>();
     const uncached = new Set<string>();
@@ -154,7 +161,7 @@ export class RateLimiter {
       debitsOf: (group) => this.fallback.debitsFor(group),
       idempotency: requestId === undefined ? undefined : { requestId, ttlMs: this.idempotencyTtlMs },
     });
-    const outcomes = await this.store.commit(groups, nowMs);
+    const outcomes = await this.store.commit(groups, nowMs, answerBy === undefined ? {} : { timeoutMs: Math.max(0, answerBy - performance.now()) });
     const doneAtMs = this.clock.nowMs();
     this.counters.groupsCommitted += groups.length;
     groups.forEach((group, groupIndex) => {
@@ -231,6 +238,14 @@ export class RateLimiter {
 /** What a request asked, so a reused request id with other descriptors is not answered from the first. */
 function fingerprint(plans: readonly DescriptorPlan[]): string {
   return plans.map((plan) => (plan.kind === 'limited' ? `${plan.hits}:${plan.limits.map((limit) => limit.bucketKey).join(',')}` : plan.kind)).join(';');
+}
+
+/**
+ * The part of a caller's time budget the store may use: the rest is kept to decide by fallback
+ * and send the answer, so a shard that does not answer still leaves time to answer the caller.
+ */
+function storeBudgetMs(timeBudgetMs: number): number {
+  return Math.max(0, Math.min(timeBudgetMs - 2, timeBudgetMs * 0.8));
 }
 
 /** Stands in for a descriptor the store will decide, so local decisions keep request order. */

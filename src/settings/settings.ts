@@ -28,8 +28,12 @@ export interface Settings {
   readonly shadowMode: boolean;
   readonly memoryMaxBuckets: number;
   readonly shutdownGraceMs: number;
-  /** Empty: the embedded memory store. */
+  /** From REDIS_SHARDS or REDIS_URL; empty (and no shards file): the embedded memory store. */
   readonly redisShards: readonly ShardSetting[];
+  /** A file holding the shard list instead, re-read when it changes and on SIGHUP. */
+  readonly redisShardsFile: string | undefined;
+  /** How long after a shard-list change buckets are still read from their previous owner (ms). */
+  readonly shardHandoffMs: number;
   readonly redisCommandTimeoutMs: number;
   readonly redisTlsCaFile: string | undefined;
   readonly redisKeyPrefix: string;
@@ -75,6 +79,8 @@ export function loadSettings(env: Environment, flags: SettingsFlags = {}): Setti
     memoryMaxBuckets: parsePositiveInt('MEMORY_STORE_MAX_BUCKETS', read('MEMORY_STORE_MAX_BUCKETS'), 1_000_000),
     shutdownGraceMs: parsePositiveInt('SHUTDOWN_GRACE_MS', read('SHUTDOWN_GRACE_MS'), 10_000),
     redisShards: parseShards(read),
+    redisShardsFile: read('REDIS_SHARDS_FILE'),
+    shardHandoffMs: parsePositiveInt('SHARD_HANDOFF_MS', read('SHARD_HANDOFF_MS'), 86_400_000),
     redisCommandTimeoutMs: parsePositiveInt('REDIS_COMMAND_TIMEOUT_MS', read('REDIS_COMMAND_TIMEOUT_MS'), 100),
     redisTlsCaFile: read('REDIS_TLS_CA_FILE'),
     redisKeyPrefix: read('REDIS_KEY_PREFIX') ?? read('CACHE_KEY_PREFIX') ?? 'rl:',
@@ -98,18 +104,35 @@ const SHARD_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 function parseShards(read: (name: string) => string | undefined): ShardSetting[] {
   const list = read('REDIS_SHARDS');
   const single = read('REDIS_URL');
+  const file = read('REDIS_SHARDS_FILE');
+  if (file !== undefined && (list !== undefined || single !== undefined)) {
+    throw new SettingsError('REDIS_SHARDS_FILE', 'set either REDIS_SHARDS_FILE or REDIS_SHARDS/REDIS_URL, not both');
+  }
   if (list === undefined) return single === undefined ? [] : [{ name: 'default', url: checkRedisUrl('REDIS_URL', single) }];
-  const shards = list.split(',').map((entry) => {
+  return parseShardList('REDIS_SHARDS', list);
+}
+
+/**
+ * A shard list: `name=redis://host:port` entries separated by commas or new lines; in a file,
+ * blank lines and `#` comments are ignored. `source` names where the list came from, for errors.
+ */
+export function parseShardList(source: string, list: string): ShardSetting[] {
+  const entries = list
+    .split(/[,\n]/)
+    .map((entry) => entry.replace(/#.*$/, '').trim())
+    .filter((entry) => entry !== '');
+  if (entries.length === 0) throw new SettingsError(source, 'expected at least one name=redis://host:port entry');
+  const shards = entries.map((entry) => {
     const separator = entry.indexOf('=');
     const name = entry.slice(0, separator).trim();
     if (separator === -1 || !SHARD_NAME.test(name)) {
-      throw new SettingsError('REDIS_SHARDS', `expected name=redis://host:port entries separated by commas; bad entry '${entry.replace(/\/\/[^@]*@/, '//…@')}'`);
+      throw new SettingsError(source, `expected name=redis://host:port entries separated by commas; bad entry '${entry.replace(/\/\/[^@]*@/, '//…@')}'`);
     }
-    return { name, url: checkRedisUrl(`REDIS_SHARDS[${name}]`, entry.slice(separator + 1).trim()) };
+    return { name, url: checkRedisUrl(`${source}[${name}]`, entry.slice(separator + 1).trim()) };
   });
   const names = new Set<string>();
   for (const { name } of shards) {
-    if (names.has(name)) throw new SettingsError('REDIS_SHARDS', `shard '${name}' is named twice`);
+    if (names.has(name)) throw new SettingsError(source, `shard '${name}' is named twice`);
     names.add(name);
   }
   return shards;

@@ -50,12 +50,13 @@ const CODE_TO_PROTO: Readonly<Record<Code, RateLimitResponse_Code>> = {
   OVER_LIMIT: RateLimitResponse_Code.OVER_LIMIT,
 };
 
-/** RLS v3 wire message (and the call's x-request-id) → engine query. Snake_case proto names stop here. */
-export function toQuery(request: RateLimitRequest, requestId?: string): RateLimitQuery {
+/** RLS v3 wire message (and the call's x-request-id and time left) → engine query. Snake_case proto names stop here. */
+export function toQuery(request: RateLimitRequest, requestId?: string, timeBudgetMs?: number): RateLimitQuery {
   return {
     domain: request.domain,
     hits: request.hits_addend,
     requestId,
+    timeBudgetMs,
     descriptors: request.descriptors.map((descriptor, index) => {
       const { limit } = descriptor;
       let override;
@@ -118,6 +119,12 @@ export function toServiceError(error: unknown, logger: Logger): Partial<ServiceE
   return { code: GrpcStatus.INTERNAL, details: `internal error: ${errorMessage(error)}` };
 }
 
+/** Real milliseconds until the call's deadline (grpc-timeout); undefined when it has none. */
+function timeLeftMs(deadline: Date | number): number | undefined {
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
+}
+
 export function createRlsHandlers(options: { decider: RateLimitDecider; logger: Logger }): RateLimitServiceServer {
   const { decider } = options;
   const logger = options.logger.child({ component: 'rls-service' });
@@ -126,7 +133,7 @@ export function createRlsHandlers(options: { decider: RateLimitDecider; logger: 
       let query: RateLimitQuery;
       try {
         const [requestId] = call.metadata.get('x-request-id');
-        query = toQuery(call.request, requestId === undefined ? undefined : String(requestId));
+        query = toQuery(call.request, requestId === undefined ? undefined : String(requestId), timeLeftMs(call.getDeadline()));
       } catch (error) {
         callback(toServiceError(error, logger));
         return;

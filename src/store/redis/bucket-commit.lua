@@ -9,6 +9,9 @@
 -- KEYS[k]   bucket records "<version>:<tokens>:<updated_at_ms>", all on this shard
 -- ARGV[1]   now in unix ms (the caller's clock, as for its own decisions)
 -- ARGV[2]   number of groups; then per group:
+--             number of seeds; per seed: key index, record, time to live in ms: the record
+--               as the group's previous owner had it (after a shard-list change), stored
+--               only where this shard has no record yet, before anything else
 --             number of writes; per write: key index, expected version (0 = absent),
 --               tokens (kept verbatim), updated_at_ms, time to live in ms
 --             number of requests; per request: hits, number of limits; per limit:
@@ -186,6 +189,13 @@ local function commit_group(writes, requests, debits, must_decide)
 end
 
 for _ = 1, tonumber(ARGV[2]) do
+  local seed_count = tonumber(ARGV[cursor])
+  for s = 1, seed_count do
+    local at = cursor + 1 + 3 * (s - 1)
+    local key = KEYS[tonumber(ARGV[at])]
+    redis.call('SET', key, ARGV[at + 1], 'PX', math.max(1, tonumber(ARGV[at + 2])), 'NX')
+  end
+  cursor = cursor + 1 + 3 * seed_count
   local writes = {}
   for w = 1, tonumber(ARGV[cursor]) do
     local at = cursor + 1 + 5 * (w - 1)

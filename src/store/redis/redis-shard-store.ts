@@ -1,30 +1,44 @@
 import {
-  StoreUnavailableError,
   UNIT_SECONDS,
   errorMessage,
+  StoreUnavailableError,
   type BucketStore,
   type Clock,
   type CommitGroup,
+  type CommitOptions,
   type CommitOutcome,
   type VersionedBucket,
 } from '../../core';
+import { bucketGroup } from '../../bucket/bucket-key';
 import { parseBucketRecord } from './bucket-record';
 import type { ShardClient } from './redis-client';
-import type { ShardRing } from './shard-ring';
+import { ShardCalls } from './shard-calls';
+import { ShardHandoff, ShardTopology, readSeeds, type HandoffSeed } from './shard-handoff';
 
 export interface RedisShardStoreOptions {
-  /** Shard name → client. Every name on the ring must have one. */
+  /** Shard name → client; the ring hashes the names. */
   readonly shards: ReadonlyMap<string, ShardClient>;
-  readonly ring: ShardRing;
   readonly clock: Clock;
   /** Prepended to every bucket id, so several deployments can share a Redis. */
   readonly keyPrefix?: string;
+  /** How long a call may wait when its caller gives no time budget (real ms). */
+  readonly commandTimeoutMs?: number;
+  /** How long after a shard-list change buckets are still read from their previous owner (ms). */
+  readonly handoffMs?: number;
+}
+
+/** What the store did beyond plain commits, for logs and metrics. */
+export interface ShardStoreCounters {
+  /** Bucket groups seeded from their previous owner after a shard-list change. */
+  handoffs: number;
+  /** Handoff reads that failed (previous owner down): the group went on without its old record. */
+  handoffMisses: number;
 }
 
 const WRITTEN: CommitOutcome = Object.freeze({ kind: 'written' });
 
-/** How long a failed shard is skipped before a request tries it again. */
-const SHARD_RETRY_MS = 1000;
+/** Handed-off groups remembered per shard-list change; a forgotten one is read again, harmlessly. */
+const MAX_REMEMBERED_HANDOFFS = 100_000;
 
 function groupKey(group: CommitGroup): string {
   const key = group.writes[0]?.key ?? group.requests[0]?.limits[0]?.key ?? group.debits?.[0]?.limits[0]?.key;
@@ -40,10 +54,14 @@ class KeyList {
   constructor(private readonly prefix: string) {}
 
   indexOf(key: string): number {
-    let index = this.indexes.get(key);
+    return this.indexOfPrefixed(this.prefix + key);
+  }
+
+  indexOfPrefixed(prefixedKey: string): number {
+    let index = this.indexes.get(prefixedKey);
     if (index === undefined) {
-      index = this.all.push(this.prefix + key);
-      this.indexes.set(key, index);
+      index = this.all.push(prefixedKey);
+      this.indexes.set(prefixedKey, index);
     }
     return index;
   }
@@ -62,50 +80,87 @@ export interface ShardHealth {
 
 /**
  * BucketStore over named Redis shards. Keys are grouped by their owner on the ring; each shard
- * gets one MGET (load) or one bucket-commit.lua call (write) per call, all shards in parallel.
- * Any failure of a shard becomes StoreUnavailableError naming it (transient: the edge answers
- * UNAVAILABLE).
+ * gets one MGET (load) or one bucket-commit.lua call (commit) per call, all shards in parallel,
+ * each bounded by the caller's time budget. A shard that fails becomes an `unavailable` outcome
+ * for its groups only. After a shard-list change (reshard), a group whose owner changed is first
+ * seeded from its previous owner.
  */
 export class RedisShardStore implements BucketStore {
-  private readonly shards: ReadonlyMap<string, ShardClient>;
-  private readonly ring: ShardRing;
   private readonly clock: Clock;
   private readonly keyPrefix: string;
-  private readonly downUntilMs = new Map<string, number>();
+  private readonly commandTimeoutMs: number;
+  private readonly handoffMs: number;
+  private readonly calls: ShardCalls;
+  private topology: ShardTopology;
+  private handoff: ShardHandoff | undefined;
+  readonly counters: ShardStoreCounters = { handoffs: 0, handoffMisses: 0 };
 
   constructor(options: RedisShardStoreOptions) {
-    for (const shard of options.ring.shards) {
-      if (!options.shards.has(shard)) throw new RangeError(`shard '${shard}' is on the ring but has no client`);
-    }
-    this.shards = options.shards;
-    this.ring = options.ring;
+    this.topology = new ShardTopology(options.shards);
     this.clock = options.clock;
     this.keyPrefix = options.keyPrefix ?? 'rl:';
+    this.commandTimeoutMs = options.commandTimeoutMs ?? 100;
+    this.handoffMs = options.handoffMs ?? 86_400_000;
+    this.calls = new ShardCalls(options.clock);
+  }
+
+  /** The shards in use, by name. */
+  get shards(): ReadonlyMap<string, ShardClient> {
+    return this.topology.clients;
+  }
+
+  /**
+   * Moves to a new shard list. The old ring is kept for `handoffMs` to hand buckets off; clients
+   * that neither ring uses any more are closed (the caller reuses a client for an unchanged shard).
+   */
+  reshard(next: ReadonlyMap<string, ShardClient>): void {
+    const retired = [...this.topology.clients.values(), ...(this.handoff?.previous.clients.values() ?? [])];
+    const previous = this.topology;
+    this.topology = new ShardTopology(next);
+    this.handoff = new ShardHandoff(previous, this.clock.nowMs() + this.handoffMs, MAX_REMEMBERED_HANDOFFS);
+    this.closeUnused(retired);
   }
 
   async load(keys: readonly string[]): Promise<(VersionedBucket | undefined)[]> {
+    this.endHandoffIfDue();
     const result = new Array<VersionedBucket | undefined>(keys.length);
     await Promise.all(
-      [...this.groupByShard(keys.map((key, index) => ({ key, index })))].map(async ([shard, items]) => {
-        const records = await this.onShard(shard, (client) => client.mget(items.map((item) => this.keyPrefix + item.key)));
+      [...this.groupByOwner(keys.map((key, index) => ({ key, index })))].map(async ([shard, items]) => {
+        const { client } = this.topology.ownerOf(items[0]?.key ?? '');
+        const records = await this.calls.run(shard, client, (c) => c.mget(items.map((item) => this.keyPrefix + item.key)), { timeoutMs: this.commandTimeoutMs });
         items.forEach((item, position) => {
           result[item.index] = parseBucketRecord(records[position]);
         });
       }),
     );
+    await Promise.all(
+      keys.map(async (key, index) => {
+        const before = result[index] === undefined ? this.handoff?.previousOwner(bucketGroup(key), key, this.topology) : undefined;
+        if (before === undefined) return;
+        const seeds = await this.calls.run(before.shard, before.client, (c) => readSeeds(c, [this.keyPrefix + key]), { timeoutMs: this.commandTimeoutMs });
+        result[index] = parseBucketRecord(seeds.get(this.keyPrefix + key)?.record);
+      }),
+    );
     return result;
   }
 
-  async commit(groups: readonly CommitGroup[], nowMs: number): Promise<CommitOutcome[]> {
+  async commit(groups: readonly CommitGroup[], nowMs: number, options: CommitOptions = {}): Promise<CommitOutcome[]> {
+    this.endHandoffIfDue();
+    const giveUpAt = performance.now() + (options.timeoutMs ?? this.commandTimeoutMs);
     const outcomes = new Array<CommitOutcome>(groups.length);
     const storeNowMs = this.clock.nowMs();
     // Every key of a group shares a bucket group, hence a shard; any of them places the group.
-    const byShard = this.groupByShard(groups.map((group, index) => ({ key: groupKey(group), group, index })));
+    const byShard = this.groupByOwner(groups.map((group, index) => ({ key: groupKey(group), group, index })));
     await Promise.all(
       [...byShard].map(async ([shard, items]) => {
+        const { client } = this.topology.ownerOf(items[0]?.key ?? '');
+        const seeds = await this.handoffSeeds(items, giveUpAt);
         const keys = new KeyList(this.keyPrefix);
         const args: (string | number)[] = [Math.round(nowMs), items.length];
-        for (const { group } of items) {
+        for (const { group, index } of items) {
+          const groupSeeds = seeds.get(index) ?? [];
+          args.push(groupSeeds.length);
+          for (const seed of groupSeeds) args.push(keys.indexOfPrefixed(seed.key), seed.record, seed.ttlMs);
           args.push(group.writes.length);
           for (const write of group.writes) {
             // Relative TTL: expiry runs on the shard's clock, whatever this instance's clock says.
@@ -125,10 +180,13 @@ export class RedisShardStore implements BucketStore {
         }
         let reply: (string | number)[];
         try {
-          reply = await this.onShard(shard, (client) => client.bucketCommit(keys.size, ...keys.all, ...args));
+          reply = await this.calls.run(shard, client, (c) => c.bucketCommit(keys.size, ...keys.all, ...args), { timeoutMs: giveUpAt - performance.now() });
         } catch (error) {
           for (const { index } of items) outcomes[index] = { kind: 'unavailable', error: error as Error };
           return;
+        }
+        for (const { key, index } of items) {
+          if (seeds.has(index)) this.handoff?.done(bucketGroup(key));
         }
         let cursor = 0;
         for (const { group, index } of items) {
@@ -163,10 +221,10 @@ export class RedisShardStore implements BucketStore {
   /** Per-shard connectivity, for health reporting; never throws. */
   async health(): Promise<ShardHealth[]> {
     return Promise.all(
-      [...this.shards.keys()].map(async (shard) => {
+      [...this.topology.clients].map(async ([shard, client]) => {
         const startedMs = performance.now();
         try {
-          await this.onShard(shard, (shardClient) => shardClient.ping(), true);
+          await this.calls.run(shard, client, (c) => c.ping(), { timeoutMs: this.commandTimeoutMs, probe: true });
           return { shard, ok: true, latencyMs: performance.now() - startedMs };
         } catch (error) {
           return { shard, ok: false, error: errorMessage(error) };
@@ -176,38 +234,74 @@ export class RedisShardStore implements BucketStore {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.shards.values()].map((client) => client.quit().catch(() => client.disconnect())));
+    const clients = new Set([...this.topology.clients.values(), ...(this.handoff?.previous.clients.values() ?? [])]);
+    await Promise.all([...clients].map((client) => client.quit().catch(() => client.disconnect())));
   }
 
-  private groupByShard<T extends { key: string }>(items: readonly T[]): Map<string, T[]> {
+  /**
+   * For groups whose owner changed and that were not handed off yet: their records on the
+   * previous owner, one read per previous shard. Groups whose previous owner does not answer
+   * go on without (counted); they are tried again on their next use.
+   */
+  private async handoffSeeds(items: readonly { key: string; group: CommitGroup; index: number }[], giveUpAt: number): Promise<Map<number, HandoffSeed[]>> {
+    const seeds = new Map<number, HandoffSeed[]>();
+    const handoff = this.handoff;
+    if (handoff === undefined) return seeds;
+    const byPrevious = new Map<ShardClient, { shard: string; items: { index: number; keys: string[] }[] }>();
+    for (const { key, group, index } of items) {
+      const before = handoff.previousOwner(bucketGroup(key), key, this.topology);
+      if (before === undefined) continue;
+      const entry = byPrevious.get(before.client) ?? { shard: before.shard, items: [] };
+      entry.items.push({ index, keys: [...bucketKeysOf(group)].map((bucketKey) => this.keyPrefix + bucketKey) });
+      byPrevious.set(before.client, entry);
+    }
+    await Promise.all(
+      [...byPrevious].map(async ([client, { shard, items: moved }]) => {
+        try {
+          const found = await this.calls.run(shard, client, (c) => readSeeds(c, moved.flatMap(({ keys }) => keys)), { timeoutMs: giveUpAt - performance.now() });
+          for (const { index, keys } of moved) {
+            seeds.set(index, keys.flatMap((key) => found.get(key) ?? []));
+            this.counters.handoffs++;
+          }
+        } catch {
+          this.counters.handoffMisses += moved.length;
+        }
+      }),
+    );
+    return seeds;
+  }
+
+  private endHandoffIfDue(): void {
+    if (this.handoff === undefined || this.clock.nowMs() < this.handoff.untilMs) return;
+    const retired = [...this.handoff.previous.clients.values()];
+    this.handoff = undefined;
+    this.closeUnused(retired);
+  }
+
+  private closeUnused(clients: readonly ShardClient[]): void {
+    for (const client of new Set(clients)) {
+      if (this.topology.uses(client) || this.handoff?.previous.uses(client) === true) continue;
+      client.quit().catch(() => client.disconnect());
+    }
+  }
+
+  private groupByOwner<T extends { key: string }>(items: readonly T[]): Map<string, T[]> {
     const groups = new Map<string, T[]>();
     for (const item of items) {
-      const shard = this.ring.shardFor(item.key);
+      const shard = this.topology.ring.shardFor(item.key);
       const group = groups.get(shard);
       if (group === undefined) groups.set(shard, [item]);
       else group.push(item);
     }
     return groups;
   }
+}
 
-  /**
-   * Runs a command on a shard. A shard that just failed is not tried again for SHARD_RETRY_MS
-   * (its callers fall back at once instead of each waiting for the command timeout); the
-   * health check's ping keeps probing it and closes the breaker when it answers.
-   */
-  private async onShard<T>(shard: string, command: (client: ShardClient) => Promise<T>, probe = false): Promise<T> {
-    const client = this.shards.get(shard) as ShardClient;
-    const downUntilMs = this.downUntilMs.get(shard);
-    if (!probe && downUntilMs !== undefined && this.clock.nowMs() < downUntilMs) {
-      throw new StoreUnavailableError(shard, { cause: new Error('failed recently; retrying after a pause') });
-    }
-    try {
-      const result = await command(client);
-      this.downUntilMs.delete(shard);
-      return result;
-    } catch (error) {
-      this.downUntilMs.set(shard, this.clock.nowMs() + SHARD_RETRY_MS);
-      throw new StoreUnavailableError(shard, { cause: error });
-    }
+/** Every bucket a group touches (not its idempotency key: a retry across a ring change is not followed). */
+function bucketKeysOf(group: CommitGroup): Set<string> {
+  const keys = new Set<string>(group.writes.map(({ key }) => key));
+  for (const request of [...group.requests, ...(group.debits ?? [])]) {
+    for (const { key } of request.limits) keys.add(key);
   }
+  return keys;
 }

@@ -7,7 +7,6 @@ import { applyInPlace } from '../../../../src/bucket/apply-requests';
 import { connectShards } from '../../../../src/store/redis/connect-shards';
 import type { ShardClient } from '../../../../src/store/redis/redis-client';
 import { RedisShardStore } from '../../../../src/store/redis/redis-shard-store';
-import { ShardRing } from '../../../../src/store/redis/shard-ring';
 import { FakeClock } from '../../../support/fake-clock';
 import { RedisServer } from '../../../support/redis-server';
 
@@ -35,7 +34,7 @@ describe('bucket-commit.lua parity with the TypeScript bucket math', function ()
     server = await RedisServer.start();
     const clients = await connectShards({ shards: [{ name: 'only', url: server.url() }], commandTimeoutMs: 1000, logger: pino({ level: 'silent' }) });
     client = clients.get('only') as ShardClient;
-    store = new RedisShardStore({ shards: clients, ring: new ShardRing(['only']), clock: new FakeClock(Date.now()), keyPrefix: 'parity:' });
+    store = new RedisShardStore({ shards: clients, clock: new FakeClock(Date.now()), keyPrefix: 'parity:' });
   });
   after(async () => {
     await store.close();

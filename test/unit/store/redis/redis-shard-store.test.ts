@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { connectShards } from '../../../../src/store/redis/connect-shards';
 import { RedisShardStore } from '../../../../src/store/redis/redis-shard-store';
-import { ShardRing } from '../../../../src/store/redis/shard-ring';
 import { describeStoreContract } from '../../../contract/store.contract';
 import { FakeClock } from '../../../support/fake-clock';
 import { RedisServer, startShards, stopAll } from '../../../support/redis-server';
@@ -12,7 +11,7 @@ const silent = pino({ level: 'silent' });
 async function makeShardStore(servers: readonly RedisServer[], clock: FakeClock, keyPrefix = `t${Date.now()}-${Math.random()}:`) {
   const shards = servers.map((server, index) => ({ name: `shard-${index}`, url: server.url() }));
   const clients = await connectShards({ shards, commandTimeoutMs: 1000, logger: silent });
-  return new RedisShardStore({ shards: clients, ring: new ShardRing(shards.map((shard) => shard.name)), clock, keyPrefix });
+  return new RedisShardStore({ shards: clients, clock, keyPrefix });
 }
 
 for (const shardCount of [1, 3]) {

@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { connectShards } from '../../../../src/store/redis/connect-shards';
 import { RedisShardStore } from '../../../../src/store/redis/redis-shard-store';
-import { ShardRing } from '../../../../src/store/redis/shard-ring';
 import { FakeClock } from '../../../support/fake-clock';
 import { makeTempDir } from '../../../support/paths';
 import { freePort, RedisServer } from '../../../support/redis-server';
@@ -37,7 +36,7 @@ describe('a rediss:// shard with a self-signed certificate', function () {
 
   const storeFor = async (tlsCaFile: string | undefined) => {
     const clients = await connectShards({ shards: [{ name: 'tls', url: `rediss://127.0.0.1:${port}` }], commandTimeoutMs: 1000, tlsCaFile, logger: silent });
-    return new RedisShardStore({ shards: clients, ring: new ShardRing(['tls']), clock: new FakeClock(Date.now()) });
+    return new RedisShardStore({ shards: clients, clock: new FakeClock(Date.now()) });
   };
 
   it('connects and commits when REDIS_TLS_CA_FILE trusts the certificate', async () => {

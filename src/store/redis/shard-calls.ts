@@ -1,0 +1,83 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { StoreUnavailableError, type Clock } from '../../core';
+import type { ShardClient } from './redis-client';
+
+/** How long a failed shard is skipped before a request tries it again. */
+const SHARD_RETRY_MS = 1000;
+/** First pause before retrying a failed command; doubles per attempt, with jitter. */
+const FIRST_BACKOFF_MS = 2;
+/** Retries per call at most (about 2 + 4 + 8 ms of pauses): beyond that the shard is down, not blinking. */
+const MAX_RETRIES = 3;
+/** A retry is not worth starting with less time than this left. */
+const MIN_ATTEMPT_MS = 2;
+
+/** Errors not worth retrying: ioredis's own commandTimeout (the command was sent and may still run) and the shard's answers other than "not now". */
+function isRetryable(error: unknown): boolean {
+  if (error instanceof OutOfTimeError || !(error instanceof Error)) return false;
+  if (/Command timed out/.test(error.message)) return false;
+  return error.name !== 'ReplyError' || /^(LOADING|BUSY|TRYAGAIN|MASTERDOWN)/.test(error.message);
+}
+
+export interface ShardCallOptions {
+  /** Real milliseconds the caller can wait, retries included. */
+  readonly timeoutMs: number;
+  /** A health probe: runs even while the shard's breaker is open, and never retries. */
+  readonly probe?: boolean;
+}
+
+/**
+ * Commands on shards, each bounded by its caller's time budget. A failure that may be
+ * transient (a reset connection, a shard reconnecting) is retried up to MAX_RETRIES times with
+ * exponential backoff and jitter, within the budget. A shard whose command failed is skipped for SHARD_RETRY_MS
+ * (its callers fall back at once instead of each spending their budget on it), until a probe
+ * or a late answer shows it is back. A command that outlives its caller's budget is left to
+ * finish: its result still opens or closes the breaker.
+ */
+export class ShardCalls {
+  private readonly downUntilMs = new Map<ShardClient, number>();
+
+  constructor(private readonly clock: Clock) {}
+
+  async run<T>(shard: string, client: ShardClient, command: (client: ShardClient) => Promise<T>, options: ShardCallOptions): Promise<T> {
+    const giveUpAt = performance.now() + options.timeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      // Only a first attempt defers to the breaker: this call's own retries are what may close it.
+      if (attempt === 0 && options.probe !== true && this.isDown(client)) {
+        throw new StoreUnavailableError(shard, { cause: new Error('failed recently; retrying after a pause') });
+      }
+      try {
+        return await this.attempt(client, command, giveUpAt - performance.now());
+      } catch (error) {
+        const backoffMs = FIRST_BACKOFF_MS * 2 ** attempt * (0.5 + Math.random() / 2);
+        if (options.probe === true || attempt >= MAX_RETRIES || !isRetryable(error) || performance.now() + backoffMs + MIN_ATTEMPT_MS > giveUpAt) throw new StoreUnavailableError(shard, { cause: error });
+        await sleep(backoffMs);
+      }
+    }
+  }
+
+  isDown(client: ShardClient): boolean {
+    const downUntilMs = this.downUntilMs.get(client);
+    return downUntilMs !== undefined && this.clock.nowMs() < downUntilMs;
+  }
+
+  private attempt<T>(client: ShardClient, command: (client: ShardClient) => Promise<T>, timeoutMs: number): Promise<T> {
+    const running = command(client);
+    running.then(
+      () => this.downUntilMs.delete(client),
+      () => this.downUntilMs.set(client, this.clock.nowMs() + SHARD_RETRY_MS),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const outOfTime = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new OutOfTimeError(timeoutMs)), Math.max(0, timeoutMs));
+    });
+    return Promise.race([running, outOfTime]).finally(() => clearTimeout(timer));
+  }
+}
+
+/** The caller's budget ran out before the shard answered; the command may still run. */
+class OutOfTimeError extends Error {
+  constructor(timeoutMs: number) {
+    super(`no answer within the caller's ${Math.round(timeoutMs)} ms`);
+    this.name = 'OutOfTimeError';
+  }
+}
