@@ -245,7 +245,7 @@ function fingerprint(plans: readonly DescriptorPlan[]): string {
  * and send the answer, so a shard that does not answer still leaves time to answer the caller.
  */
 function storeBudgetMs(timeBudgetMs: number): number {
-  return Math.max(0, Math.min(timeBudgetMs - 2, timeBudgetMs * 0.8));
+  return Math.max(0, Math.min(timeBudgetMs - 5, timeBudgetMs / 2));
 }
 
 /** Stands in for a descriptor the store will decide, so local decisions keep request order. */

@@ -40,6 +40,22 @@ export class RingLimitProcess {
     return { process: started, port: await started.listening };
   }
 
+  /** SIGHUP: reload the rules and the shard list file. */
+  hangUp(): void {
+    this.child.kill('SIGHUP');
+  }
+
+  /** Resolves with the first entry logged as `msg` after the first `after` log lines. */
+  async waitForLog(msg: string, after: number, timeoutMs = 5000): Promise<LogEntry> {
+    const startedMs = Date.now();
+    for (;;) {
+      const entry = this.logs.slice(after).find((logged) => logged.msg === msg);
+      if (entry !== undefined) return entry;
+      if (Date.now() - startedMs > timeoutMs) throw new Error(`no '${msg}' logged within ${timeoutMs} ms: ${JSON.stringify(this.logs.slice(-3))}`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
   /** SIGTERM and wait; resolves with the exit code and the engine counters it logged. */
   async stop(): Promise<{ code: number | null; engine: LogEntry['engine'] }> {
     this.child.kill('SIGTERM');

@@ -32,7 +32,7 @@ export function createShardClient(options: RedisClientOptions): ShardClient {
     maxRetriesPerRequest: 1,
     commandTimeout: options.commandTimeoutMs,
     connectTimeout: 2000,
-    retryStrategy: (attempt) => Math.min(5 * 2 ** attempt, 2000),
+    retryStrategy: (attempt) => Math.min(5 * 2 ** (attempt - 1), 2000),
     reconnectOnError: () => false,
   };
   if (options.url.startsWith('rediss://')) {

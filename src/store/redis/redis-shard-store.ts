@@ -101,7 +101,7 @@ export class RedisShardStore implements BucketStore {
     this.keyPrefix = options.keyPrefix ?? 'rl:';
     this.commandTimeoutMs = options.commandTimeoutMs ?? 100;
     this.handoffMs = options.handoffMs ?? 86_400_000;
-    this.calls = new ShardCalls(options.clock);
+    this.calls = new ShardCalls();
   }
 
   /** The shards in use, by name. */

@@ -1,12 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StoreUnavailableError, type Clock } from '../../core';
+import { StoreUnavailableError } from '../../core';
 import type { ShardClient } from './redis-client';
 
 /** How long a failed shard is skipped before a request tries it again. */
 const SHARD_RETRY_MS = 1000;
 /** First pause before retrying a failed command; doubles per attempt, with jitter. */
-const FIRST_BACKOFF_MS = 2;
-/** Retries per call at most (about 2 + 4 + 8 ms of pauses): beyond that the shard is down, not blinking. */
+const FIRST_BACKOFF_MS = 4;
+/** Retries per call at most (about 4 + 8 + 16 ms of pauses): beyond that the shard is down, not blinking. */
 const MAX_RETRIES = 3;
 /** A retry is not worth starting with less time than this left. */
 const MIN_ATTEMPT_MS = 2;
@@ -31,12 +31,14 @@ export interface ShardCallOptions {
  * exponential backoff and jitter, within the budget. A shard whose command failed is skipped for SHARD_RETRY_MS
  * (its callers fall back at once instead of each spending their budget on it), until a probe
  * or a late answer shows it is back. A command that outlives its caller's budget is left to
- * finish: its result still opens or closes the breaker.
+ * finish, and until it does the shard is skipped too: a paused shard then holds one in-doubt
+ * command, not one per caller. Its result still opens or closes the breaker. All of this runs
+ * on real time (performance.now()), like the network it guards, not on the engine's clock.
  */
 export class ShardCalls {
   private readonly downUntilMs = new Map<ShardClient, number>();
-
-  constructor(private readonly clock: Clock) {}
+  /** Commands that outlived their caller's budget and have not come back yet, per shard. */
+  private readonly overdue = new Map<ShardClient, number>();
 
   async run<T>(shard: string, client: ShardClient, command: (client: ShardClient) => Promise<T>, options: ShardCallOptions): Promise<T> {
     const giveUpAt = performance.now() + options.timeoutMs;
@@ -55,20 +57,39 @@ export class ShardCalls {
     }
   }
 
+  /** Failed recently, or still owes an answer its caller stopped waiting for: callers fall back rather than pile on. */
   isDown(client: ShardClient): boolean {
+    if ((this.overdue.get(client) ?? 0) > 0) return true;
     const downUntilMs = this.downUntilMs.get(client);
-    return downUntilMs !== undefined && this.clock.nowMs() < downUntilMs;
+    return downUntilMs !== undefined && performance.now() < downUntilMs;
   }
 
   private attempt<T>(client: ShardClient, command: (client: ShardClient) => Promise<T>, timeoutMs: number): Promise<T> {
     const running = command(client);
+    let late = false;
+    const settled = (): void => {
+      if (!late) return;
+      const count = (this.overdue.get(client) ?? 1) - 1;
+      if (count > 0) this.overdue.set(client, count);
+      else this.overdue.delete(client);
+    };
     running.then(
-      () => this.downUntilMs.delete(client),
-      () => this.downUntilMs.set(client, this.clock.nowMs() + SHARD_RETRY_MS),
+      () => {
+        this.downUntilMs.delete(client);
+        settled();
+      },
+      () => {
+        this.downUntilMs.set(client, performance.now() + SHARD_RETRY_MS);
+        settled();
+      },
     );
     let timer: NodeJS.Timeout | undefined;
     const outOfTime = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new OutOfTimeError(timeoutMs)), Math.max(0, timeoutMs));
+      timer = setTimeout(() => {
+        late = true;
+        this.overdue.set(client, (this.overdue.get(client) ?? 0) + 1);
+        reject(new OutOfTimeError(timeoutMs));
+      }, Math.max(0, timeoutMs));
     });
     return Promise.race([running, outOfTime]).finally(() => clearTimeout(timer));
   }
