@@ -112,4 +112,32 @@ describe('shards added and removed mid-load (REDIS_SHARDS_FILE + SIGHUP)', funct
     assert.deepEqual(overBound, [], 'no key admitted more than C + R·T: moved buckets kept their counts');
     assert.ok(load.admitted >= 0.95 * CAPACITY * KEYS, `the limit is served (${load.admitted})`);
   });
+
+  it('refuses a shard list that does not parse or whose new shard refuses the password, and keeps serving on the last good one', async () => {
+    const locked = await RedisServer.start({ args: ['--requirepass', 'right-secret'] });
+    const configDir = await makeTempDir();
+    await writeFile(join(configDir, 'reshard.yaml'), RULES);
+    const file = join(configDir, '..', `shards-bad-${Date.now()}.txt`);
+    await writeFile(file, `a=${(servers[0] as RedisServer).url()}\n`);
+    const { process: instance, port } = await RingLimitProcess.start({ REDIS_SHARDS_FILE: file, CONFIG_DIR: configDir, REDIS_KEY_PREFIX: 'bad-list:' });
+    const client = new RlsTestClient(port);
+    try {
+      const attempts = [`a=${(servers[0] as RedisServer).url()}\nb=http://nowhere\n`, `a=${(servers[0] as RedisServer).url()}\nb=${locked.url(':wrong-secret@')}\n`];
+      for (const text of attempts) {
+        const mark = instance.logs.length;
+        await writeFile(file, text);
+        instance.hangUp();
+        const refused = await instance.waitForLog('shard list not reloaded; the last good one stays in force', mark);
+        assert.match(String(refused.err), /REDIS_SHARDS_FILE|b/);
+        assert.equal((await client.call('reshard', [d(['user', 'still-served'])])).overall_code, Code.OK);
+      }
+      assert.ok(!instance.logs.some((entry) => entry.msg === 'shard list reloaded'), 'the ring never changed');
+      assert.ok(instance.logs.some((entry) => /WRONGPASS|password/i.test(String(entry.err))), 'the password refusal is what is logged');
+      assert.ok(!instance.logs.some((entry) => JSON.stringify(entry).includes('wrong-secret')), 'the password itself is never logged');
+    } finally {
+      client.close();
+      await instance.stop();
+      await locked.kill();
+    }
+  });
 });

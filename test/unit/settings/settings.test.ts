@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { SettingsError } from '../../../src/core';
-import { loadSettings } from '../../../src/settings/settings';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { loadSettings, parseShardList } from '../../../src/settings/settings';
+import { ShardListFile } from '../../../src/settings/shard-list-file';
+import { withTempDir } from '../../support/paths';
 
 describe('settings', () => {
   it('defaults to gRPC 8081, HTTP 8080, ./config, info, headers off', () => {
@@ -56,5 +60,49 @@ describe('settings', () => {
 
   it('names the flag, not the variable, when a flag is bad', () => {
     assert.throws(() => loadSettings({}, { grpcPort: 'x' }), (error: unknown) => error instanceof SettingsError && error.setting === '--grpc-port');
+  });
+});
+
+describe('shard lists', () => {
+  it('reads REDIS_SHARDS and REDIS_URL, and refuses bad entries naming the variable', () => {
+    assert.deepEqual(loadSettings({ REDIS_SHARDS: 'us-east=redis://a:6379, eu-west=rediss://u:p@b:6380' }).redisShards, [
+      { name: 'us-east', url: 'redis://a:6379' },
+      { name: 'eu-west', url: 'rediss://u:p@b:6380' },
+    ]);
+    assert.deepEqual(loadSettings({ REDIS_URL: 'redis://a:6379' }).redisShards, [{ name: 'default', url: 'redis://a:6379' }]);
+    assert.throws(() => loadSettings({ REDIS_SHARDS: 'a=redis://x,a=redis://y' }), /named twice/);
+    assert.throws(() => loadSettings({ REDIS_SHARDS: 'a=http://x' }), (error: unknown) => error instanceof SettingsError && error.setting === 'REDIS_SHARDS[a]');
+  });
+
+  it('takes the list from REDIS_SHARDS_FILE instead, but not both', () => {
+    const settings = loadSettings({ REDIS_SHARDS_FILE: '/etc/ringlimit/shards' });
+    assert.equal(settings.redisShardsFile, '/etc/ringlimit/shards');
+    assert.deepEqual(settings.redisShards, []);
+    assert.equal(settings.shardHandoffMs, 86_400_000);
+    assert.throws(() => loadSettings({ REDIS_SHARDS_FILE: '/f', REDIS_URL: 'redis://a' }), (error: unknown) => error instanceof SettingsError && error.setting === 'REDIS_SHARDS_FILE');
+  });
+
+  it('parses a file of one shard per line with comments and blank lines', () => {
+    assert.deepEqual(parseShardList('file', '# shards\nus-east=redis://a:6379\n\neu-west=redis://b:6379  # second region\n'), [
+      { name: 'us-east', url: 'redis://a:6379' },
+      { name: 'eu-west', url: 'redis://b:6379' },
+    ]);
+    assert.throws(() => parseShardList('file', '# nothing\n'), /at least one/);
+  });
+
+  it('answers a shard list file only when its text changed since the list last accepted', async () => {
+    await withTempDir(async (dir) => {
+      const path = join(dir, 'shards');
+      const file = new ShardListFile(path);
+      await assert.rejects(file.readIfChanged(), (error: unknown) => error instanceof SettingsError && error.message.includes(path));
+      await writeFile(path, 'a=redis://a:1\n');
+      const first = await file.readIfChanged();
+      assert.deepEqual(first?.shards, [{ name: 'a', url: 'redis://a:1' }]);
+      assert.ok((await file.readIfChanged()) !== undefined, 'not accepted yet: still answered');
+      first?.accept();
+      assert.equal(await file.readIfChanged(), undefined);
+      await writeFile(path, 'a=redis://a:1\nb=nonsense\n');
+      await assert.rejects(file.readIfChanged(), /REDIS_SHARDS_FILE/);
+    });
   });
 });
