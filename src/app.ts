@@ -1,13 +1,22 @@
 import type { Logger } from 'pino';
-import { errorMessage, systemClock, type BucketStore, type Clock } from './core';
+import { errorMessage, systemClock, type BucketStore, type Clock, type StoreObserver } from './core';
+import { describeRuleSet } from './config/describe-rules';
 import { FileRuleSource } from './config/file-rule-source';
+import { ControlPlane } from './limiter/control-plane';
 import { RateLimiter, type EngineCounters } from './limiter/rate-limiter';
 import { createLogger } from './observability/logger';
+import { Metrics } from './observability/metrics';
+import { startTracing } from './observability/tracing';
 import { GrpcServer } from './server/grpc/grpc-server';
 import { createRlsHandlers } from './server/grpc/rls-service';
+import { httpRoutes } from './server/http/routes';
+import { HttpServer } from './server/http/http-server';
+import type { HealthReport } from './server/http/status-routes';
 import type { Settings, ShardSetting } from './settings/settings';
 import { ShardListFile } from './settings/shard-list-file';
 import { MemoryBucketStore } from './store/memory-store';
+import { MemoryOverrideStore } from './store/memory-override-store';
+import { RedisOverrideStore } from './store/redis/redis-override-store';
 import { connectShards } from './store/redis/connect-shards';
 import type { ShardClient } from './store/redis/redis-client';
 import { RedisShardStore } from './store/redis/redis-shard-store';
@@ -22,8 +31,8 @@ export interface AppOverrides {
 }
 
 export interface App {
-  /** Loads the rules, connects the store, binds the servers; resolves with the bound gRPC port. */
-  start(): Promise<{ grpcPort: number }>;
+  /** Loads the rules, connects the store, binds the servers; resolves with the bound ports. */
+  start(): Promise<{ grpcPort: number; httpPort: number }>;
   /** Health goes NOT_SERVING, new calls are refused, in-flight calls finish (up to the grace time). */
   stop(): Promise<void>;
   /** Re-reads the rules and the shard list file now (SIGHUP); a bad one is logged and the last good one kept. */
@@ -38,7 +47,33 @@ interface Running {
   readonly store: BucketStore;
   readonly limiter: RateLimiter;
   readonly grpc: GrpcServer;
+  readonly http: HttpServer;
+  readonly metrics: Metrics;
+  readonly stopTracing: (() => Promise<void>) | undefined;
   readonly timers: NodeJS.Timeout[];
+}
+
+/** How often each instance re-reads the operators' overrides (so one set on another instance applies here). */
+const OVERRIDE_REFRESH_MS = 1000;
+/** How often each instance stamps its heartbeat on every shard (replication lag). */
+const HEARTBEAT_INTERVAL_MS = 1000;
+
+function describeLoadedRules(rules: FileRuleSource): string[] | undefined {
+  const current = rules.current();
+  return current === undefined ? undefined : describeRuleSet(current);
+}
+
+/**
+ * Stamps this region's heartbeat on every shard and sets, per other region, how far behind its
+ * newest stamp is beyond its stamping interval (worst shard): 0 while stamps flow.
+ */
+async function exchangeHeartbeats(store: RedisShardStore, metrics: Metrics, region: string): Promise<void> {
+  const worst = new Map<string, number>();
+  for (const { region: from, ageMs } of await store.exchangeHeartbeats(region, 60 * HEARTBEAT_INTERVAL_MS)) {
+    if (from === region) continue;
+    worst.set(from, Math.max(worst.get(from) ?? 0, Math.max(0, ageMs - HEARTBEAT_INTERVAL_MS) / 1000));
+  }
+  for (const [from, seconds] of worst) metrics.replicationLag(from, region, seconds);
 }
 
 /** The composition root: the only place that knows every concrete part. */
@@ -55,7 +90,7 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
   const connect = (shards: readonly ShardSetting[]): Promise<Map<string, ShardClient>> =>
     connectShards({ shards, commandTimeoutMs: settings.redisCommandTimeoutMs, tlsCaFile: settings.redisTlsCaFile, logger });
 
-  const createStore = async (): Promise<{ store: BucketStore; kind: string }> => {
+  const createStore = async (observer: StoreObserver): Promise<{ store: BucketStore; kind: string }> => {
     if (overrides.store !== undefined) return { store: overrides.store, kind: 'custom' };
     const fromFile = await shardFile?.readIfChanged();
     const shardList = fromFile?.shards ?? settings.redisShards;
@@ -71,6 +106,7 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
       keyPrefix: settings.redisKeyPrefix,
       commandTimeoutMs: settings.redisCommandTimeoutMs,
       handoffMs: settings.shardHandoffMs,
+      observer,
     });
     return { store, kind: 'redis' };
   };
@@ -114,7 +150,9 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
     counters: () => running?.limiter.counters,
     async start() {
       await rules.start();
-      const { store, kind } = await createStore();
+      const stopTracing = settings.otlpEndpoint === undefined ? undefined : startTracing({ region: settings.region });
+      const metrics = new Metrics({ region: settings.region, otlpEndpoint: settings.otlpEndpoint });
+      const { store, kind } = await createStore(metrics);
       const limiter = new RateLimiter({
         store,
         clock,
@@ -124,43 +162,75 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
         // A local copy only saves something when the store is remote.
         recordCacheTtlMs: kind === 'redis' ? settings.bucketCacheTtlMs : 0,
         idempotencyTtlMs: settings.idempotencyTtlMs,
+        observer: metrics,
       });
+      const controlPlane = new ControlPlane(limiter, store instanceof RedisShardStore ? new RedisOverrideStore(store) : new MemoryOverrideStore(), clock);
       const grpc = new GrpcServer({
         host: settings.grpcHost,
         port: settings.grpcPort,
         rls: createRlsHandlers({ decider: limiter, logger }),
         logger,
       });
-      const timers: NodeJS.Timeout[] = [];
-      running = { store, limiter, grpc, timers };
 
-      let storeAnswers = false;
-      const refreshHealth = (): void => grpc.setServing(!stopping && storeAnswers && rules.current() !== undefined);
-      const checkStore = async (): Promise<void> => {
-        try {
-          await store.ping();
-          if (!storeAnswers) logger.info('bucket store answers');
-          storeAnswers = true;
-        } catch (error) {
-          if (storeAnswers) logger.error({ err: errorMessage(error) }, 'bucket store stopped answering');
-          storeAnswers = false;
-        }
+      let storeHealth: HealthReport['store'] = { kind, ok: false, shards: [] };
+      const serving = (): boolean => !stopping && storeHealth.ok && rules.current() !== undefined;
+      const refreshHealth = (): void => grpc.setServing(serving());
+      /** Probes the store now; the gRPC health service and /healthz both answer from it. */
+      const checkHealth = async (): Promise<HealthReport> => {
+        const wasOk = storeHealth.ok;
+        const shards = store instanceof RedisShardStore ? await store.health() : [];
+        const ok = store instanceof RedisShardStore ? shards.every((shard) => shard.ok) : await store.ping().then(() => true, () => false);
+        storeHealth = { kind, ok, shards };
+        if (ok && !wasOk) logger.info('bucket store answers');
+        if (!ok && wasOk) logger.error({ shards: shards.filter((shard) => !shard.ok) }, 'bucket store stopped answering');
         refreshHealth();
+        const current = rules.current();
+        return {
+          serving: serving(),
+          region: settings.region,
+          config: { loaded: current !== undefined, domains: current?.domains.size ?? 0, lastError: rules.lastError()?.message },
+          store: storeHealth,
+          shuttingDown: stopping,
+        };
       };
-      const every = (intervalMs: number, task: () => void): void => {
-        const timer = setInterval(task, intervalMs);
+      const http = new HttpServer({
+        host: settings.httpHost,
+        port: settings.httpPort,
+        maxBodyBytes: settings.httpMaxBodyBytes,
+        logger,
+        routes: httpRoutes({ limiter, controlPlane, metrics, health: checkHealth, adminToken: settings.adminToken, describeRules: () => describeLoadedRules(rules) }),
+      });
+      const timers: NodeJS.Timeout[] = [];
+      running = { store, limiter, grpc, http, timers, metrics, stopTracing };
+
+      const every = (intervalMs: number, task: () => Promise<unknown> | void, what: string): void => {
+        const timer = setInterval(() => {
+          void Promise.resolve()
+            .then(task)
+            .catch((error: unknown) => logger.warn({ err: errorMessage(error) }, `${what} failed`));
+        }, intervalMs);
         timer.unref();
         timers.push(timer);
       };
       rules.onLoaded(refreshHealth);
-      await checkStore();
-      every(overrides.healthCheckIntervalMs ?? 1000, () => void checkStore());
-      if (store instanceof MemoryBucketStore) every(1000, () => store.sweepExpired());
-      else every(1000, () => void limiter.writeBackFallbackDebts().catch((error: unknown) => logger.warn({ err: errorMessage(error) }, 'write-back failed')));
-      if (shardFile !== undefined) every(1000, () => void reloadShardsLogged(store));
+      await checkHealth();
+      await controlPlane.refresh().catch((error: unknown) => logger.warn({ err: errorMessage(error) }, 'overrides not read at start'));
+      every(overrides.healthCheckIntervalMs ?? 1000, checkHealth, 'health check');
+      every(OVERRIDE_REFRESH_MS, () => controlPlane.refresh(), 'override refresh');
+      if (store instanceof MemoryBucketStore) {
+        every(1000, () => {
+          store.sweepExpired();
+        }, 'expiry sweep');
+      }
+      if (store instanceof RedisShardStore) {
+        every(1000, () => limiter.writeBackFallbackDebts(), 'write-back');
+        every(HEARTBEAT_INTERVAL_MS, () => exchangeHeartbeats(store, metrics, settings.region), 'heartbeat');
+      }
+      if (shardFile !== undefined) every(1000, () => reloadShardsLogged(store), 'shard list reload');
       const grpcPort = await grpc.start();
-      logger.info({ grpcPort, configDir: settings.configDir, store: kind, shards: [...shardUrls.keys()] }, 'ringlimit serving');
-      return { grpcPort };
+      const httpPort = await http.start();
+      logger.info({ grpcPort, httpPort, configDir: settings.configDir, store: kind, shards: [...shardUrls.keys()], admin: settings.adminToken !== undefined }, 'ringlimit serving');
+      return { grpcPort, httpPort };
     },
     async reload() {
       await rules.reload();
@@ -172,10 +242,12 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
       if (running !== undefined) {
         running.grpc.setServing(false);
         for (const timer of running.timers) clearInterval(timer);
-        await running.grpc.stop(settings.shutdownGraceMs);
+        await Promise.all([running.grpc.stop(settings.shutdownGraceMs), running.http.stop()]);
         // What fallback buckets admitted during an outage is owed to the shards: settle it if they answer.
         await running.limiter.writeBackFallbackDebts().catch((error: unknown) => logger.warn({ err: errorMessage(error) }, 'write-back at stop failed'));
         await running.store.close();
+        await running.metrics.shutdown().catch(() => undefined);
+        await running.stopTracing?.().catch(() => undefined);
       }
       const store = running?.store;
       logger.info({ engine: running?.limiter.counters, store: store instanceof RedisShardStore ? store.counters : undefined }, 'ringlimit stopped');

@@ -16,6 +16,11 @@ function entriesPart(domain: string, entries: readonly DescriptorEntry[]): strin
   return id;
 }
 
+/** The group of a descriptor's buckets (every limit of its rule): what an admin override or reset names. */
+export function descriptorGroup(domain: string, entries: readonly DescriptorEntry[]): string {
+  return entriesPart(domain, entries);
+}
+
 /** Id of the bucket of a configured limit. The unit is part of it: a rule may hold one limit per unit. */
 export function ruleBucketKey(domain: string, entries: readonly DescriptorEntry[], unit: TimeUnit): string {
   return `${entriesPart(domain, entries)}#${unit}`;
@@ -24,6 +29,14 @@ export function ruleBucketKey(domain: string, entries: readonly DescriptorEntry[
 /** Id of the bucket of a caller-chosen limit: the override's rate is part of it. */
 export function overrideBucketKey(domain: string, entries: readonly DescriptorEntry[], override: LimitOverride): string {
   return `${entriesPart(domain, entries)}#override:${override.requestsPerUnit}/${override.unit}`;
+}
+
+/**
+ * Id of a caller-defined bucket (POST /rate). No rule bucket id can equal it: those start with an
+ * escaped domain, which never holds a bare `=` before the first `|`.
+ */
+export function apiBucketKey(bucketId: string): string {
+  return `rate=${escapePart(bucketId)}#api`;
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { BucketState, Limit, VersionedBucket } from './types';
+import type { BucketState, CapacityOverride, Limit, OverrideTarget, VersionedBucket } from './types';
 
 /** Time source. Core logic reads time only through this, so tests move time without sleeping. */
 export interface Clock {
@@ -88,5 +88,50 @@ export interface BucketStore {
   commit(groups: readonly CommitGroup[], nowMs: number, options?: CommitOptions): Promise<CommitOutcome[]>;
   /** Resolves when the store answers; rejects with StoreUnavailableError otherwise. */
   ping(): Promise<void>;
+  /** Where a bucket lives: its shard's name, or 'memory'. */
+  placement(key: string): string;
+  /** Forgets buckets: the next use finds them full (admin reset). */
+  remove(keys: readonly string[]): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Outcome of one rate-limit call (gRPC, /json or /rate). */
+export type CallOutcome = 'ok' | 'over_limit' | 'error';
+/** Verdict on one limited descriptor; `shadow` = over limit but let through (shadow mode). */
+export type DescriptorVerdict = 'allowed' | 'over_limit' | 'shadow';
+
+/** What the engine reports as it works, for metrics; every method must be cheap and never throw. */
+export interface EngineObserver {
+  /** `domain` is a configured domain, 'rate_api' for POST /rate, or 'unknown' (label cardinality stays bounded). */
+  call(domain: string, outcome: CallOutcome): void;
+  /** `rule` only for rules with detailed_metric. */
+  descriptor(domain: string, verdict: DescriptorVerdict, rule: string | undefined): void;
+  versionConflict(): void;
+  fallbackDecisions(count: number): void;
+  /** |local copy − store record| / capacity, when the store's record replaces a local copy. */
+  cacheDrift(ratio: number): void;
+}
+
+/** What a sharded store reports, for metrics. */
+export interface StoreObserver {
+  roundTrip(shard: string, operation: string, seconds: number, ok: boolean): void;
+  retry(shard: string): void;
+  handoff(outcome: 'seeded' | 'missed'): void;
+}
+
+/**
+ * Where the operators' temporary overrides live, so every instance (and region) applies the
+ * same ones. Expired overrides are never returned.
+ */
+export interface OverrideStore {
+  list(nowMs: number): Promise<CapacityOverride[]>;
+  /** Adds or replaces the override for its target. */
+  put(override: CapacityOverride): Promise<void>;
+  /** Removes the override for `target`; false if there was none. */
+  remove(target: OverrideTarget): Promise<boolean>;
+}
+
+/** The text key of an override's target: one override per target. */
+export function overrideTargetId(target: OverrideTarget): string {
+  return target.rule === undefined ? `bucket:${target.bucket}` : `rule:${target.rule}`;
 }

@@ -89,7 +89,48 @@ export interface DescriptorStatus {
   readonly limitRemaining: number;
   /** Absent exactly when currentLimit is. */
   readonly resetAfterMs?: number;
+  /** Whole tokens the reported limit holds after the decision, also when over limit (limitRemaining is 0 then). */
+  readonly available?: number;
+  /** Over limit, but answered OK because the rule is in shadow mode. */
+  readonly shadowed?: boolean;
 }
+
+/** POST /rate: a caller-defined token bucket, stored and sharded like any other. */
+export interface BucketRateRequest {
+  readonly bucketId: string;
+  readonly capacity: number;
+  /** Tokens added per second. */
+  readonly refillPerSecond: number;
+  readonly tokens: number;
+  readonly requestId?: string | undefined;
+  readonly timeBudgetMs?: number | undefined;
+}
+
+export interface BucketRateOutcome {
+  readonly allowed: boolean;
+  /** Whole tokens left after this request. */
+  readonly remaining: number;
+  /** 0 when allowed; otherwise how long until the bucket holds the tokens asked for. */
+  readonly retryAfterMs: number;
+  /** How long until the bucket is full again. */
+  readonly resetAfterMs: number;
+}
+
+/**
+ * An operator's temporary change of a limit (the admin API), for one bucket or for every bucket
+ * of one rule, in force until `expiresAtMs`; then the configured limit applies again.
+ */
+export interface CapacityOverride {
+  readonly target: OverrideTarget;
+  /** New bucket capacity (burst); absent = unchanged. */
+  readonly capacity?: number | undefined;
+  /** New refill, in requests per the limit's unit; absent = unchanged. */
+  readonly requestsPerUnit?: number | undefined;
+  readonly expiresAtMs: number;
+}
+
+/** A bucket id (as /bucket/status shows it), or a rule by its full key (as /rlconfig shows it). */
+export type OverrideTarget = { readonly bucket: string; readonly rule?: undefined } | { readonly rule: string; readonly bucket?: undefined };
 
 export interface HeaderValue {
   readonly key: string;

@@ -30,6 +30,8 @@ export function limitedStatus(plan: { readonly shadowMode: boolean }, outcomes: 
     currentLimit: { requestsPerUnit: limit.requestsPerUnit, unit: limit.unit, name: limit.name },
     limitRemaining: admitted ? decision.remaining : 0,
     resetAfterMs: decision.resetAfterMs,
+    available: decision.remaining,
+    ...(!admitted && plan.shadowMode ? { shadowed: true } : {}),
   };
 }
 

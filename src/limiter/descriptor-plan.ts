@@ -7,6 +7,8 @@ import { matchDescriptor } from '../matcher/match-descriptor';
 export interface PlannedLimit {
   readonly limit: NamedLimit;
   readonly bucketKey: string;
+  /** The full key of the rule it comes from (`domain.key_value`); absent for request-defined limits. */
+  readonly rule?: string | undefined;
 }
 
 /** What the engine must do for one request descriptor. */
@@ -19,6 +21,8 @@ export type DescriptorPlan =
       readonly hits: number;
       readonly shadowMode: boolean;
       readonly quotaMode: boolean;
+      /** The rule's full key when it asks for per-rule metrics (detailed_metric). */
+      readonly metricRule?: string | undefined;
     };
 
 const NO_LIMIT: DescriptorPlan = Object.freeze({ kind: 'no_limit' });
@@ -52,9 +56,10 @@ export function planDescriptors(query: RateLimitQuery, domain: DomainRules | und
     if (matched === undefined) return { plan: NO_LIMIT, replaces: [] };
     const { node, bucketEntries } = matched;
     if (node.unlimited) return { plan: UNLIMITED, replaces: node.replaces };
-    const limits = node.limits.map((limit) => ({ limit, bucketKey: ruleBucketKey(query.domain, bucketEntries, limit.unit) }));
+    const limits = node.limits.map((limit) => ({ limit, bucketKey: ruleBucketKey(query.domain, bucketEntries, limit.unit), rule: node.fullKey }));
+    const metricRule = node.detailedMetric ? node.fullKey : undefined;
     return {
-      plan: { kind: 'limited', limits, hits, shadowMode: node.shadowMode, quotaMode: node.quotaMode },
+      plan: { kind: 'limited', limits, hits, shadowMode: node.shadowMode, quotaMode: node.quotaMode, metricRule },
       replaces: node.replaces,
     };
   });

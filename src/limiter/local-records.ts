@@ -62,6 +62,11 @@ export class LocalRecords {
     this.copies.set(key, { record: update.record, soleWriterStreak: alone ? (previous.value?.soleWriterStreak ?? 0) + 1 : 0 }, atMs);
   }
 
+  /** A record read from the store outside a decision (pre-warm): nothing yet says who writes it. */
+  loaded(key: string, record: VersionedBucket | undefined, atMs: number): void {
+    this.copies.set(key, { record, soleWriterStreak: 0 }, atMs);
+  }
+
   forget(key: string): void {
     this.copies.forget(key);
   }

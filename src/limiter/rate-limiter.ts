@@ -1,8 +1,15 @@
 import {
   InvalidRequestError,
+  MAX_UINT32,
   NoConfigLoadedError,
   type AppliedLimit,
+  type BucketRateOutcome,
+  type BucketRateRequest,
   type BucketStore,
+  type CapacityOverride,
+  type EngineObserver,
+  type Limit,
+  type NamedLimit,
   type Clock,
   type Code,
   type DescriptorStatus,
@@ -10,15 +17,18 @@ import {
   type RateLimitQuery,
   type VersionedBucket,
 } from '../core';
+import { SpanStatusCode, trace } from '@opentelemetry/api';
 import type { RuleSet } from '../config/rule-set';
 import { BucketQueue } from './bucket-queue';
-import { bucketGroup } from '../bucket/bucket-key';
+import { apiBucketKey, bucketGroup } from '../bucket/bucket-key';
+import { tokensAt } from '../bucket/token-bucket';
 import { commitGroups, planGroup, type PlannedCommitGroup } from './commit-groups';
 import { decideDescriptors, limitedStatus } from './decide-descriptors';
 import { planDescriptors, type DescriptorPlan } from './descriptor-plan';
 import { FallbackBuckets } from './fallback-buckets';
 import { ExpiringCache } from './expiring-cache';
 import { LocalRecords } from './local-records';
+import { OverrideSet } from './override-set';
 import { rateLimitHeaders, type ResponseHeaderNames } from './response-headers';
 
 export interface RateLimiterOptions {
@@ -34,6 +44,27 @@ export interface RateLimiterOptions {
   readonly recordCacheTtlMs?: number;
   /** How long the answer to a request id is kept for its retries (ms); 0 ignores request ids. */
   readonly idempotencyTtlMs?: number;
+  /** Told of every call, verdict, conflict and fallback (metrics); absent = nobody listens. */
+  readonly observer?: EngineObserver | undefined;
+}
+
+const UNOBSERVED: EngineObserver = Object.freeze({ call() {}, descriptor() {}, versionConflict() {}, fallbackDecisions() {}, cacheDrift() {} });
+const tracer = trace.getTracer('ringlimit');
+
+/** The domain tag of /rate buckets in request-id answers; no configured domain can collide (it would need a NUL). */
+const API_DOMAIN = '\0rate';
+
+/** What GET /bucket/status shows. */
+export interface BucketStatus {
+  readonly bucketId: string;
+  /** The bucket's id in the store. */
+  readonly key: string;
+  /** Which shard owns it ('memory' for the memory store). */
+  readonly placement: string;
+  readonly record: VersionedBucket | undefined;
+  /** Absent when this instance has not seen the bucket used in the last hour. */
+  readonly limit: NamedLimit | undefined;
+  readonly tokensNow: number | undefined;
 }
 
 /** Longest request id accepted; longer ones are refused, not truncated. */
@@ -62,7 +93,11 @@ export class RateLimiter {
   private readonly shadowMode: boolean;
   private readonly queue = new BucketQueue();
   private readonly records: LocalRecords;
-  private readonly answers: ExpiringCache<RateLimitOutcome>;
+  private readonly answers: ExpiringCache<readonly DescriptorStatus[]>;
+  /** The /rate definitions seen lately, so /bucket/status can tell a bucket's capacity and rate. */
+  private readonly definitions = new ExpiringCache<DescriptorPlan>({ ttlMs: 3_600_000, maxEntries: 100_000 });
+  private readonly overrides = new OverrideSet();
+  private readonly observer: EngineObserver;
   private readonly idempotencyTtlMs: number;
   private readonly fallback = new FallbackBuckets(100_000);
   readonly counters: EngineCounters = { decisions: 0, groupsCommitted: 0, versionConflicts: 0, fallbackDecisions: 0 };
@@ -75,38 +110,153 @@ export class RateLimiter {
     this.shadowMode = options.shadowMode ?? false;
     this.records = new LocalRecords({ ttlMs: options.recordCacheTtlMs ?? 0, maxEntries: 100_000 });
     this.idempotencyTtlMs = options.idempotencyTtlMs ?? 0;
+    this.observer = options.observer ?? UNOBSERVED;
     this.answers = new ExpiringCache({ ttlMs: this.idempotencyTtlMs, maxEntries: 100_000 });
   }
 
   async shouldRateLimit(query: RateLimitQuery): Promise<RateLimitOutcome> {
-    if (query.domain === '') throw new InvalidRequestError('domain', 'rate limit domain must not be empty');
-    if (query.descriptors.length === 0) {
-      throw new InvalidRequestError('descriptors', 'rate limit descriptor list must not be empty');
+    const rules = this.rules();
+    const domainLabel = rules?.domains.has(query.domain) === true ? query.domain : 'unknown';
+    return this.observed('ringlimit.should_rate_limit', domainLabel, async () => {
+      if (query.domain === '') throw new InvalidRequestError('domain', 'rate limit domain must not be empty');
+      if (query.descriptors.length === 0) {
+        throw new InvalidRequestError('descriptors', 'rate limit descriptor list must not be empty');
+      }
+      if (rules === undefined) throw new NoConfigLoadedError();
+      const plans = this.overrides.apply(planDescriptors(query, rules.domains.get(query.domain)), this.clock.nowMs());
+      const statuses = await this.decidePlans(query.domain, plans, query.requestId, query.timeBudgetMs);
+      this.observeVerdicts(domainLabel, plans, statuses);
+      const quotaFlags = plans.map((plan) => plan.kind === 'limited' && plan.quotaMode);
+      const computed = overallCode(statuses, quotaFlags);
+      return {
+        overallCode: this.shadowMode ? 'OK' : computed,
+        statuses,
+        responseHeaders: this.responseHeaders === undefined ? [] : rateLimitHeaders(this.responseHeaders, statuses, quotaFlags),
+      };
+    }, (outcome) => (outcome.overallCode === 'OK' ? 'ok' : 'over_limit'));
+  }
+
+  /** Runs one call inside a trace span, and counts its outcome (errors included) for `domain`. */
+  private async observed<T>(spanName: string, domain: string, work: () => Promise<T>, outcomeOf: (result: T) => 'ok' | 'over_limit'): Promise<T> {
+    return tracer.startActiveSpan(spanName, { attributes: { 'ringlimit.domain': domain } }, async (span) => {
+      try {
+        const result = await work();
+        const outcome = outcomeOf(result);
+        span.setAttribute('ringlimit.outcome', outcome);
+        this.observer.call(domain, outcome);
+        return result;
+      } catch (error) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: String(error) });
+        this.observer.call(domain, 'error');
+        throw error;
+      } finally {
+        span.end();
+      }
+    });
+  }
+
+  private observeVerdicts(domain: string, plans: readonly DescriptorPlan[], statuses: readonly DescriptorStatus[]): void {
+    plans.forEach((plan, index) => {
+      if (plan.kind !== 'limited') return;
+      const status = statuses[index];
+      const verdict = status?.code === 'OVER_LIMIT' ? 'over_limit' : status?.shadowed === true ? 'shadow' : 'allowed';
+      this.observer.descriptor(domain, verdict, plan.metricRule);
+    });
+  }
+
+  /** POST /rate: one caller-defined token bucket, decided like any configured one (same store, ring, batching, idempotency). */
+  async rateBucket(request: BucketRateRequest): Promise<BucketRateOutcome> {
+    return this.observed('ringlimit.rate_bucket', 'rate_api', async () => {
+      const plan = this.bucketPlan(request);
+      const statuses = await this.decidePlans(API_DOMAIN, [plan], request.requestId, request.timeBudgetMs);
+      this.observeVerdicts('rate_api', [plan], statuses);
+      const [status] = statuses;
+      if (status === undefined) throw new Error('no status for the bucket');
+      const allowed = status.code === 'OK';
+      const rate = plan.limits[0]?.limit.requestsPerUnit ?? request.refillPerSecond;
+      const shortBy = Math.max(0, request.tokens - (status.available ?? 0));
+      return {
+        allowed,
+        remaining: status.available ?? 0,
+        // `available` is whole tokens, so this errs long by less than one token's refill time.
+        retryAfterMs: allowed ? 0 : Math.ceil((shortBy / rate) * 1000),
+        resetAfterMs: status.resetAfterMs ?? 0,
+      };
+    }, (outcome) => (outcome.allowed ? 'ok' : 'over_limit'));
+  }
+
+  /** A bucket as stored now, with the limit it is decided by (its /rate definition seen here, overrides applied). */
+  async bucketStatus(bucketId: string): Promise<BucketStatus> {
+    const key = apiBucketKey(bucketId);
+    const [record] = await this.store.load([key]);
+    const seen = this.definitions.get(key, this.clock.nowMs());
+    const planned = seen.value === undefined ? undefined : this.overrides.apply([seen.value], this.clock.nowMs())[0];
+    const limit = planned?.kind === 'limited' ? planned.limits[0]?.limit : undefined;
+    const nowMs = this.clock.nowMs();
+    return {
+      bucketId,
+      key,
+      placement: this.store.placement(key),
+      record,
+      limit,
+      tokensNow: limit === undefined ? undefined : tokensAt(record?.state, limit, nowMs),
+    };
+  }
+
+  /** Reads buckets into the local copy, so their first requests can be denied without a round trip. Returns how many exist. */
+  async prewarm(keys: readonly string[]): Promise<number> {
+    const records = await this.store.load(keys);
+    const atMs = this.clock.nowMs();
+    keys.forEach((key, index) => this.records.loaded(key, records[index], atMs));
+    return records.filter((record) => record !== undefined).length;
+  }
+
+  /** Forgets buckets everywhere: the next use finds them full. Other instances' local copies catch up within BUCKET_CACHE_TTL_MS. */
+  async resetBuckets(keys: readonly string[]): Promise<void> {
+    await this.store.remove(keys);
+    for (const key of keys) this.records.forget(key);
+  }
+
+  /** Replaces the operators' overrides in force (from the override store). */
+  setOverrides(overrides: readonly CapacityOverride[]): void {
+    this.overrides.replace(overrides);
+  }
+
+  private bucketPlan(request: BucketRateRequest): DescriptorPlan & { kind: 'limited' } {
+    if (request.bucketId === '') throw new InvalidRequestError('bucket_id', 'must not be empty');
+    if (!Number.isSafeInteger(request.capacity) || request.capacity < 1 || request.capacity > MAX_UINT32) {
+      throw new InvalidRequestError('capacity', `must be a whole number from 1 to ${MAX_UINT32}`);
     }
-    if (query.requestId !== undefined && query.requestId.length > MAX_REQUEST_ID_LENGTH) {
+    if (!Number.isFinite(request.refillPerSecond) || request.refillPerSecond <= 0 || request.refillPerSecond > MAX_UINT32) {
+      throw new InvalidRequestError('refill_rate', 'must be a number of tokens per second above 0');
+    }
+    if (!Number.isSafeInteger(request.tokens) || request.tokens < 1 || request.tokens > request.capacity) {
+      throw new InvalidRequestError('tokens_requested', `must be a whole number from 1 to the capacity (${request.capacity})`);
+    }
+    const bucketKey = apiBucketKey(request.bucketId);
+    const limit: NamedLimit = { requestsPerUnit: request.refillPerSecond, unit: 'second', capacity: request.capacity, algorithm: 'token_bucket', name: '' };
+    const plan: DescriptorPlan & { kind: 'limited' } = { kind: 'limited', limits: [{ limit, bucketKey }], hits: request.tokens, shadowMode: false, quotaMode: false };
+    this.definitions.set(bucketKey, plan, this.clock.nowMs());
+    const [withOverrides] = this.overrides.apply([plan], this.clock.nowMs());
+    return withOverrides as DescriptorPlan & { kind: 'limited' };
+  }
+
+  /** Decides planned descriptors once per request id: a retry with the same id and the same ask gets the first statuses. */
+  private async decidePlans(domain: string, plans: DescriptorPlan[], requestIdGiven: string | undefined, timeBudgetMs: number | undefined): Promise<DescriptorStatus[]> {
+    if (requestIdGiven !== undefined && requestIdGiven.length > MAX_REQUEST_ID_LENGTH) {
       throw new InvalidRequestError('x-request-id', `must be at most ${MAX_REQUEST_ID_LENGTH} characters`);
     }
-    const rules = this.rules();
-    if (rules === undefined) throw new NoConfigLoadedError();
-    const plans = planDescriptors(query, rules.domains.get(query.domain));
     this.counters.decisions++;
-    const requestId = this.idempotencyTtlMs > 0 && query.requestId !== undefined && query.requestId !== '' ? query.requestId : undefined;
-    const answerKey = requestId === undefined ? undefined : `${query.domain}\0${requestId}\0${fingerprint(plans)}`;
+    const requestId = this.idempotencyTtlMs > 0 && requestIdGiven !== undefined && requestIdGiven !== '' ? requestIdGiven : undefined;
+    const answerKey = requestId === undefined ? undefined : `${domain}\0${requestId}\0${fingerprint(plans)}`;
     if (answerKey !== undefined) {
       const answered = this.answers.get(answerKey, this.clock.nowMs());
-      if (answered.found && answered.value !== undefined) return answered.value;
+      if (answered.found && answered.value !== undefined) return [...answered.value];
     }
-    const answerBy = query.timeBudgetMs === undefined ? undefined : performance.now() + storeBudgetMs(query.timeBudgetMs);
+    const answerBy = timeBudgetMs === undefined ? undefined : performance.now() + storeBudgetMs(timeBudgetMs);
     const statuses = await this.decide(plans, requestId, answerBy);
-    const quotaFlags = plans.map((plan) => plan.kind === 'limited' && plan.quotaMode);
-    const computed = overallCode(statuses, quotaFlags);
-    const outcome: RateLimitOutcome = {
-      overallCode: this.shadowMode ? 'OK' : computed,
-      statuses,
-      responseHeaders: this.responseHeaders === undefined ? [] : rateLimitHeaders(this.responseHeaders, statuses, quotaFlags),
-    };
-    if (answerKey !== undefined) this.answers.set(answerKey, outcome, this.clock.nowMs());
-    return outcome;
+    if (answerKey !== undefined) this.answers.set(answerKey, statuses, this.clock.nowMs());
+    return statuses;
   }
 
   /** `answerBy`: performance.now() time by which the store must have answered (a fallback decides after it). */
@@ -161,7 +311,9 @@ export class RateLimiter {
       debitsOf: (group) => this.fallback.debitsFor(group),
       idempotency: requestId === undefined ? undefined : { requestId, ttlMs: this.idempotencyTtlMs },
     });
-    const outcomes = await this.store.commit(groups, nowMs, answerBy === undefined ? {} : { timeoutMs: Math.max(0, answerBy - performance.now()) });
+    const outcomes = await tracer.startActiveSpan('ringlimit.store.commit', { attributes: { 'ringlimit.groups': groups.length } }, (span) =>
+      this.store.commit(groups, nowMs, answerBy === undefined ? {} : { timeoutMs: Math.max(0, answerBy - performance.now()) }).finally(() => span.end()),
+    );
     const doneAtMs = this.clock.nowMs();
     this.counters.groupsCommitted += groups.length;
     groups.forEach((group, groupIndex) => {
@@ -172,13 +324,17 @@ export class RateLimiter {
       }
       if (outcome?.kind === 'decided') {
         const conflicted = group.writes.length > 0 && group.debits === undefined;
-        if (conflicted) this.counters.versionConflicts++;
+        if (conflicted) {
+          this.counters.versionConflicts++;
+          this.observer.versionConflict();
+        }
         if (group.debits !== undefined) this.fallback.settle(group.id);
         this.applyVerdicts(plans, group, outcome.results, statuses);
         this.rememberStoreRecords(group, outcome.results, conflicted, doneAtMs);
         return;
       }
       this.counters.fallbackDecisions += group.requests.length;
+      this.observer.fallbackDecisions(group.requests.length);
       this.applyVerdicts(plans, group, this.fallback.decide(group.requests, nowMs), statuses);
     });
     return statuses;
@@ -205,13 +361,29 @@ export class RateLimiter {
     }
     const seen = new Map<string, { firstSeen: VersionedBucket | undefined; ownSteps: number; record: VersionedBucket | undefined; conflicted: boolean }>();
     group.requests.forEach((request, requestIndex) => {
-      request.limits.forEach(({ key }, limitIndex) => {
-        const record = results[requestIndex]?.[limitIndex]?.record;
+      request.limits.forEach(({ key, limit }, limitIndex) => {
+        const applied = results[requestIndex]?.[limitIndex];
+        const record = applied?.record;
         const earlier = seen.get(key);
-        seen.set(key, earlier === undefined ? { firstSeen: record, ownSteps: (debited.get(key) ?? 0) + 1, record, conflicted } : { ...earlier, record });
+        if (earlier !== undefined) {
+          seen.set(key, { ...earlier, record });
+          return;
+        }
+        seen.set(key, { firstSeen: record, ownSteps: (debited.get(key) ?? 0) + 1, record, conflicted });
+        this.observeDrift(key, limit, record, applied?.allowed === true ? request.hits : 0, atMs);
       });
     });
     for (const [key, update] of seen) this.records.decidedByStore(key, update, atMs);
+  }
+
+  /** How far our copy of a token bucket was from the record the store decided from (our own hits taken out). */
+  private observeDrift(key: string, limit: Limit, record: VersionedBucket | undefined, ownHits: number, atMs: number): void {
+    if (limit.algorithm !== 'token_bucket') return;
+    const copy = this.records.lookup(key, atMs);
+    if (!copy.found) return;
+    const expected = tokensAt(copy.record?.state, limit, atMs);
+    const actual = tokensAt(record?.state, limit, atMs) + ownHits;
+    this.observer.cacheDrift(Math.abs(expected - actual) / limit.capacity);
   }
 
   /**

@@ -19,8 +19,14 @@ export interface ShardSetting {
 export interface Settings {
   readonly grpcHost: string;
   readonly grpcPort: number;
-  /** Reserved for the HTTP API; validated now so a bad value fails at start. */
+  readonly httpHost: string;
   readonly httpPort: number;
+  /** Largest HTTP request body accepted (413 beyond). */
+  readonly httpMaxBodyBytes: number;
+  /** Bearer token of the admin API; undefined = the admin API is off. */
+  readonly adminToken: string | undefined;
+  /** OTLP collector for metrics and traces (the standard OTEL_EXPORTER_OTLP_ENDPOINT); undefined = none. */
+  readonly otlpEndpoint: string | undefined;
   readonly configDir: string;
   readonly logLevel: LogLevel;
   /** RateLimit-* response headers; undefined when LIMIT_RESPONSE_HEADERS_ENABLED is false. */
@@ -65,7 +71,11 @@ export function loadSettings(env: Environment, flags: SettingsFlags = {}): Setti
   return Object.freeze({
     grpcHost: flags.grpcHost ?? read('GRPC_HOST') ?? '0.0.0.0',
     grpcPort: parsePort(flags.grpcPort === undefined ? 'GRPC_PORT' : '--grpc-port', flags.grpcPort ?? read('GRPC_PORT'), 8081),
+    httpHost: read('HTTP_HOST') ?? '0.0.0.0',
     httpPort: parsePort(flags.httpPort === undefined ? 'HTTP_PORT' : '--http-port', flags.httpPort ?? read('HTTP_PORT'), 8080),
+    httpMaxBodyBytes: parsePositiveInt('HTTP_MAX_BODY_BYTES', read('HTTP_MAX_BODY_BYTES'), 1_048_576),
+    adminToken: read('ADMIN_TOKEN'),
+    otlpEndpoint: read('OTEL_EXPORTER_OTLP_ENDPOINT'),
     configDir: flags.configDir ?? read('CONFIG_DIR') ?? runtimeConfigDir(read) ?? './config',
     logLevel: parseLogLevel(flags.logLevel === undefined ? 'LOG_LEVEL' : '--log-level', flags.logLevel ?? read('LOG_LEVEL')),
     responseHeaders: headersEnabled

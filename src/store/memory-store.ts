@@ -80,6 +80,14 @@ export class MemoryBucketStore implements BucketStore {
 
   async ping(): Promise<void> {}
 
+  placement(): string {
+    return 'memory';
+  }
+
+  async remove(keys: readonly string[]): Promise<void> {
+    for (const key of keys) this.records.delete(key);
+  }
+
   async close(): Promise<void> {
     this.records.clear();
   }

@@ -18,7 +18,7 @@ interface LogLine {
 
 /** Starts `ringlimit serve` as a real process and resolves once it logs its gRPC port. */
 function startServe(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; port: number; logs: LogLine[] }> {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: { ...process.env, HTTP_HOST: '127.0.0.1', HTTP_PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   const logs: LogLine[] = [];
   return new Promise((resolveStart, reject) => {
     child.on('exit', (code) => reject(new Error(`serve exited early with ${code}`)));

@@ -21,7 +21,7 @@ export class RingLimitProcess {
 
   private constructor(env: Record<string, string>) {
     this.child = spawn(process.execPath, [CLI, 'serve'], {
-      env: { ...process.env, GRPC_HOST: '127.0.0.1', GRPC_PORT: '0', LOG_LEVEL: 'info', ...env },
+      env: { ...process.env, GRPC_HOST: '127.0.0.1', GRPC_PORT: '0', HTTP_HOST: '127.0.0.1', HTTP_PORT: '0', LOG_LEVEL: 'info', ...env },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     this.exited = new Promise((resolveExit) => this.child.once('exit', (code) => resolveExit(code)));

@@ -4,8 +4,10 @@ import type { BucketStore } from '../../src/core';
 export function delegatingStore(inner: BucketStore, replaced: Partial<BucketStore>): BucketStore {
   return {
     load: replaced.load ?? ((keys) => inner.load(keys)),
-    commit: replaced.commit ?? ((groups, nowMs) => inner.commit(groups, nowMs)),
+    commit: replaced.commit ?? ((groups, nowMs, options) => inner.commit(groups, nowMs, options)),
     ping: replaced.ping ?? (() => inner.ping()),
     close: replaced.close ?? (() => inner.close()),
+    placement: replaced.placement ?? ((key) => inner.placement(key)),
+    remove: replaced.remove ?? ((keys) => inner.remove(keys)),
   };
 }

@@ -29,7 +29,7 @@ export async function startTestServer(
   const configDir = await makeTempDir();
   for (const [name, yaml] of Object.entries(rules)) await writeFile(join(configDir, name), yaml);
   const clock = new FakeClock();
-  const settings = loadSettings({ GRPC_HOST: '127.0.0.1', GRPC_PORT: '0', CONFIG_DIR: configDir, SHUTDOWN_GRACE_MS: '2000', ...env });
+  const settings = loadSettings({ GRPC_HOST: '127.0.0.1', GRPC_PORT: '0', HTTP_HOST: '127.0.0.1', HTTP_PORT: '0', CONFIG_DIR: configDir, SHUTDOWN_GRACE_MS: '2000', ...env });
   const app = createApp(settings, { clock, logger: pino({ level: 'silent' }), ...overrides });
   const { grpcPort } = await app.start();
   const client = new RlsTestClient(grpcPort);

@@ -7,6 +7,7 @@ import {
   type CommitGroup,
   type CommitOptions,
   type CommitOutcome,
+  type StoreObserver,
   type VersionedBucket,
 } from '../../core';
 import { bucketGroup } from '../../bucket/bucket-key';
@@ -25,6 +26,15 @@ export interface RedisShardStoreOptions {
   readonly commandTimeoutMs?: number;
   /** How long after a shard-list change buckets are still read from their previous owner (ms). */
   readonly handoffMs?: number;
+  readonly observer?: StoreObserver | undefined;
+}
+
+/** A region's heartbeat as read on one shard. */
+export interface HeartbeatReading {
+  readonly shard: string;
+  readonly region: string;
+  /** How old its stamp was when read (the reader's clock minus the writer's). */
+  readonly ageMs: number;
 }
 
 /** What the store did beyond plain commits, for logs and metrics. */
@@ -91,6 +101,7 @@ export class RedisShardStore implements BucketStore {
   private readonly commandTimeoutMs: number;
   private readonly handoffMs: number;
   private readonly calls: ShardCalls;
+  private readonly observer: StoreObserver | undefined;
   private topology: ShardTopology;
   private handoff: ShardHandoff | undefined;
   readonly counters: ShardStoreCounters = { handoffs: 0, handoffMisses: 0 };
@@ -101,7 +112,8 @@ export class RedisShardStore implements BucketStore {
     this.keyPrefix = options.keyPrefix ?? 'rl:';
     this.commandTimeoutMs = options.commandTimeoutMs ?? 100;
     this.handoffMs = options.handoffMs ?? 86_400_000;
-    this.calls = new ShardCalls();
+    this.observer = options.observer;
+    this.calls = new ShardCalls(options.observer);
   }
 
   /** The shards in use, by name. */
@@ -127,7 +139,7 @@ export class RedisShardStore implements BucketStore {
     await Promise.all(
       [...this.groupByOwner(keys.map((key, index) => ({ key, index })))].map(async ([shard, items]) => {
         const { client } = this.topology.ownerOf(items[0]?.key ?? '');
-        const records = await this.calls.run(shard, client, (c) => c.mget(items.map((item) => this.keyPrefix + item.key)), { timeoutMs: this.commandTimeoutMs });
+        const records = await this.calls.run(shard, client, (c) => c.mget(items.map((item) => this.keyPrefix + item.key)), { operation: 'load', timeoutMs: this.commandTimeoutMs });
         items.forEach((item, position) => {
           result[item.index] = parseBucketRecord(records[position]);
         });
@@ -137,7 +149,7 @@ export class RedisShardStore implements BucketStore {
       keys.map(async (key, index) => {
         const before = result[index] === undefined ? this.handoff?.previousOwner(bucketGroup(key), key, this.topology) : undefined;
         if (before === undefined) return;
-        const seeds = await this.calls.run(before.shard, before.client, (c) => readSeeds(c, [this.keyPrefix + key]), { timeoutMs: this.commandTimeoutMs });
+        const seeds = await this.calls.run(before.shard, before.client, (c) => readSeeds(c, [this.keyPrefix + key]), { operation: 'handoff_read', timeoutMs: this.commandTimeoutMs });
         result[index] = parseBucketRecord(seeds.get(this.keyPrefix + key)?.record);
       }),
     );
@@ -180,7 +192,7 @@ export class RedisShardStore implements BucketStore {
         }
         let reply: (string | number)[];
         try {
-          reply = await this.calls.run(shard, client, (c) => c.bucketCommit(keys.size, ...keys.all, ...args), { timeoutMs: giveUpAt - performance.now() });
+          reply = await this.calls.run(shard, client, (c) => c.bucketCommit(keys.size, ...keys.all, ...args), { operation: 'commit', timeoutMs: giveUpAt - performance.now() });
         } catch (error) {
           for (const { index } of items) outcomes[index] = { kind: 'unavailable', error: error as Error };
           return;
@@ -213,6 +225,57 @@ export class RedisShardStore implements BucketStore {
     return outcomes;
   }
 
+  /** Runs a command on the shard that owns `key` (given the prefixed key), with the store's timeout and breaker. */
+  onOwner<T>(key: string, operation: string, command: (client: ShardClient, prefixedKey: string) => Promise<T>): Promise<T> {
+    const { shard, client } = this.topology.ownerOf(key);
+    return this.calls.run(shard, client, (c) => command(c, this.keyPrefix + key), { operation, timeoutMs: this.commandTimeoutMs });
+  }
+
+  placement(key: string): string {
+    return this.topology.ring.shardFor(key);
+  }
+
+  /** Deletes the records on their owner, and on their previous owner while a handoff runs (else the handoff would bring them back). */
+  async remove(keys: readonly string[]): Promise<void> {
+    this.endHandoffIfDue();
+    const targets = new Map<ShardClient, { shard: string; keys: string[] }>();
+    for (const key of keys) {
+      const owners = [this.topology.ownerOf(key), ...(this.handoff === undefined ? [] : [this.handoff.previous.ownerOf(key)])];
+      for (const { shard, client } of owners) {
+        const entry = targets.get(client) ?? { shard, keys: [] };
+        entry.keys.push(this.keyPrefix + key);
+        targets.set(client, entry);
+      }
+    }
+    await Promise.all([...targets].map(([client, { shard, keys: prefixed }]) => this.calls.run(shard, client, (c) => c.del(...prefixed), { operation: 'remove', timeoutMs: this.commandTimeoutMs })));
+  }
+
+  /**
+   * Stamps `region`'s heartbeat (this clock's time) on every shard and reads every region's
+   * stamps there, in one round trip per shard: how old each stamp was when read. Shards that do
+   * not answer are left out.
+   */
+  async exchangeHeartbeats(region: string, keepMs: number): Promise<HeartbeatReading[]> {
+    const key = `${this.keyPrefix}heartbeats`;
+    const readings = await Promise.all(
+      [...this.topology.clients].map(async ([shard, client]) => {
+        try {
+          const stampedAt = this.clock.nowMs();
+          const replies = await this.calls.run(shard, client, (c) => c.multi().hset(key, region, String(stampedAt)).pexpire(key, keepMs).hgetall(key).exec(), {
+            operation: 'heartbeat',
+            timeoutMs: this.commandTimeoutMs,
+          });
+          const stamps = (replies?.[2]?.[1] ?? {}) as Record<string, string>;
+          const readAt = this.clock.nowMs();
+          return Object.entries(stamps).map(([from, stamp]) => ({ shard, region: from, ageMs: readAt - Number(stamp) }));
+        } catch {
+          return [];
+        }
+      }),
+    );
+    return readings.flat();
+  }
+
   async ping(): Promise<void> {
     const failed = (await this.health()).find((shard) => !shard.ok);
     if (failed !== undefined) throw new StoreUnavailableError(failed.shard, { cause: failed.error });
@@ -224,7 +287,7 @@ export class RedisShardStore implements BucketStore {
       [...this.topology.clients].map(async ([shard, client]) => {
         const startedMs = performance.now();
         try {
-          await this.calls.run(shard, client, (c) => c.ping(), { timeoutMs: this.commandTimeoutMs, probe: true });
+          await this.calls.run(shard, client, (c) => c.ping(), { operation: 'ping', timeoutMs: this.commandTimeoutMs, probe: true });
           return { shard, ok: true, latencyMs: performance.now() - startedMs };
         } catch (error) {
           return { shard, ok: false, error: errorMessage(error) };
@@ -258,13 +321,15 @@ export class RedisShardStore implements BucketStore {
     await Promise.all(
       [...byPrevious].map(async ([client, { shard, items: moved }]) => {
         try {
-          const found = await this.calls.run(shard, client, (c) => readSeeds(c, moved.flatMap(({ keys }) => keys)), { timeoutMs: giveUpAt - performance.now() });
+          const found = await this.calls.run(shard, client, (c) => readSeeds(c, moved.flatMap(({ keys }) => keys)), { operation: 'handoff_read', timeoutMs: giveUpAt - performance.now() });
           for (const { index, keys } of moved) {
             seeds.set(index, keys.flatMap((key) => found.get(key) ?? []));
             this.counters.handoffs++;
+            this.observer?.handoff('seeded');
           }
         } catch {
           this.counters.handoffMisses += moved.length;
+          moved.forEach(() => this.observer?.handoff('missed'));
         }
       }),
     );

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StoreUnavailableError } from '../../core';
+import { StoreUnavailableError, type StoreObserver } from '../../core';
 import type { ShardClient } from './redis-client';
 
 /** How long a failed shard is skipped before a request tries it again. */
@@ -19,6 +19,8 @@ function isRetryable(error: unknown): boolean {
 }
 
 export interface ShardCallOptions {
+  /** What the command does, for the round-trip metric ('commit', 'load', 'ping', …). */
+  readonly operation: string;
   /** Real milliseconds the caller can wait, retries included. */
   readonly timeoutMs: number;
   /** A health probe: runs even while the shard's breaker is open, and never retries. */
@@ -40,6 +42,8 @@ export class ShardCalls {
   /** Commands that outlived their caller's budget and have not come back yet, per shard. */
   private readonly overdue = new Map<ShardClient, number>();
 
+  constructor(private readonly observer: StoreObserver | undefined) {}
+
   async run<T>(shard: string, client: ShardClient, command: (client: ShardClient) => Promise<T>, options: ShardCallOptions): Promise<T> {
     const giveUpAt = performance.now() + options.timeoutMs;
     for (let attempt = 0; ; attempt++) {
@@ -47,11 +51,16 @@ export class ShardCalls {
       if (attempt === 0 && options.probe !== true && this.isDown(client)) {
         throw new StoreUnavailableError(shard, { cause: new Error('failed recently; retrying after a pause') });
       }
+      const startedAt = performance.now();
       try {
-        return await this.attempt(client, command, giveUpAt - performance.now());
+        const result = await this.attempt(client, command, giveUpAt - performance.now());
+        this.observer?.roundTrip(shard, options.operation, (performance.now() - startedAt) / 1000, true);
+        return result;
       } catch (error) {
+        this.observer?.roundTrip(shard, options.operation, (performance.now() - startedAt) / 1000, false);
         const backoffMs = FIRST_BACKOFF_MS * 2 ** attempt * (0.5 + Math.random() / 2);
         if (options.probe === true || attempt >= MAX_RETRIES || !isRetryable(error) || performance.now() + backoffMs + MIN_ATTEMPT_MS > giveUpAt) throw new StoreUnavailableError(shard, { cause: error });
+        this.observer?.retry(shard);
         await sleep(backoffMs);
       }
     }
