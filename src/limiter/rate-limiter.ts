@@ -230,15 +230,17 @@ export class RateLimiter {
     if (!Number.isFinite(request.refillPerSecond) || request.refillPerSecond <= 0 || request.refillPerSecond > MAX_UINT32) {
       throw new InvalidRequestError('refill_rate', 'must be a number of tokens per second above 0');
     }
-    if (!Number.isSafeInteger(request.tokens) || request.tokens < 1 || request.tokens > request.capacity) {
-      throw new InvalidRequestError('tokens_requested', `must be a whole number from 1 to the capacity (${request.capacity})`);
-    }
     const bucketKey = apiBucketKey(request.bucketId);
     const limit: NamedLimit = { requestsPerUnit: request.refillPerSecond, unit: 'second', capacity: request.capacity, algorithm: 'token_bucket', name: '' };
     const plan: DescriptorPlan & { kind: 'limited' } = { kind: 'limited', limits: [{ limit, bucketKey }], hits: request.tokens, shadowMode: false, quotaMode: false };
     this.definitions.set(bucketKey, plan, this.clock.nowMs());
-    const [withOverrides] = this.overrides.apply([plan], this.clock.nowMs());
-    return withOverrides as DescriptorPlan & { kind: 'limited' };
+    const withOverrides = this.overrides.apply([plan], this.clock.nowMs())[0] as DescriptorPlan & { kind: 'limited' };
+    // An override may have changed the capacity: more than it can never be granted.
+    const capacity = withOverrides.limits[0]?.limit.capacity ?? request.capacity;
+    if (!Number.isSafeInteger(request.tokens) || request.tokens < 1 || request.tokens > capacity) {
+      throw new InvalidRequestError('tokens_requested', `must be a whole number from 1 to the capacity (${capacity})`);
+    }
+    return withOverrides;
   }
 
   /** Decides planned descriptors once per request id: a retry with the same id and the same ask gets the first statuses. */

@@ -106,12 +106,17 @@ function send(response: ServerResponse, reply: HttpReply): void {
   response.end(body);
 }
 
+/**
+ * Content types a JSON body may come with: JSON itself, and the defaults of `curl -d`
+ * (form-urlencoded) and of plain-text clients, as envoyproxy/ratelimit's /json does not look at
+ * the type. Anything else (multipart, XML, protobuf, …) is refused.
+ */
+const JSON_CONTENT_TYPES = /^\s*(application\/(json|[\w.+-]+\+json|x-www-form-urlencoded)|text\/plain)\s*(;|$)/i;
+
 /** Reads a JSON object body of at most `maxBytes`; answers 413 as soon as it is over, without reading the rest. */
 async function readJsonBody(request: IncomingMessage, maxBytes: number): Promise<Record<string, unknown>> {
   const type = request.headers['content-type'];
-  if (type !== undefined && !/^application\/(json|[\w.+-]+\+json)\b/i.test(type)) {
-    throw new HttpError(415, `expected Content-Type application/json, got '${type}'`);
-  }
+  if (type !== undefined && !JSON_CONTENT_TYPES.test(type)) throw new HttpError(415, `expected Content-Type application/json, got '${type}'`);
   const declared = Number(request.headers['content-length'] ?? 0);
   if (declared > maxBytes) throw new HttpError(413, `body of ${declared} bytes is over the limit of ${maxBytes}`);
   const chunks: Buffer[] = [];
