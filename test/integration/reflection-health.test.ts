@@ -1,24 +1,17 @@
 import assert from 'node:assert/strict';
-import { credentials, loadPackageDefinition, type ClientDuplexStream, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
+import { loadPackageDefinition, type ClientDuplexStream } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { join } from 'node:path';
 import { FileDescriptorProto } from 'ts-proto-descriptors';
-import { protoPath as HEALTH_PROTO_PATH } from 'grpc-health-check';
 import { MemoryBucketStore } from '../../src/store/memory-store';
 import { FakeClock } from '../support/fake-clock';
+import { healthCheck, serviceClient } from '../support/grpc-health';
 import { REPO_ROOT } from '../support/paths';
 import { fixtureText } from '../support/rules';
 import { delegatingStore } from '../support/store-doubles';
 import { startTestServer, type TestServer } from '../support/test-server';
 
 const REFLECTION_PROTO_DIR = join(REPO_ROOT, 'node_modules', '@grpc', 'reflection', 'build', 'proto');
-
-function serviceClient(root: GrpcObject, path: string, port: number) {
-  let node: unknown = root;
-  for (const part of path.split('.')) node = (node as Record<string, unknown>)[part];
-  const Client = node as ServiceClientConstructor;
-  return new Client(`127.0.0.1:${port}`, credentials.createInsecure());
-}
 
 interface ReflectionReply {
   list_services_response?: { service: { name: string }[] };
@@ -42,22 +35,6 @@ function reflect(version: 'v1' | 'v1alpha', port: number, message: Record<string
   });
 }
 
-type HealthStatus = 'SERVING' | 'NOT_SERVING' | 'UNKNOWN' | 'SERVICE_UNKNOWN';
-
-function healthCheck(port: number, service: string): Promise<HealthStatus> {
-  const definition = loadSync(HEALTH_PROTO_PATH, { keepCase: true, enums: String });
-  const client = serviceClient(loadPackageDefinition(definition), 'grpc.health.v1.Health', port);
-  return new Promise((resolveStatus, reject) => {
-    (client as unknown as { Check(request: object, done: (error: Error | null, reply: { status: HealthStatus }) => void): void }).Check(
-      { service },
-      (error, reply) => {
-        client.close();
-        if (error !== null) reject(error);
-        else resolveStatus(reply.status);
-      },
-    );
-  });
-}
 
 async function eventually(check: () => Promise<boolean>, budgetMs = 3000): Promise<void> {
   const startedMs = Date.now();

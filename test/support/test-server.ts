@@ -7,9 +7,20 @@ import { FakeClock } from './fake-clock';
 import { makeTempDir } from './paths';
 import { RlsTestClient } from './rls-client';
 
+/** An HTTP answer, its body parsed as JSON when it is JSON. */
+export interface HttpAnswer {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly json: Record<string, unknown>;
+  readonly text: string;
+}
+
 export interface TestServer {
   readonly app: App;
   readonly port: number;
+  readonly httpPort: number;
+  /** A real HTTP request over loopback; a non-string body is sent as JSON. */
+  http(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<HttpAnswer>;
   readonly client: RlsTestClient;
   readonly clock: FakeClock;
   readonly configDir: string;
@@ -31,11 +42,13 @@ export async function startTestServer(
   const clock = new FakeClock();
   const settings = loadSettings({ GRPC_HOST: '127.0.0.1', GRPC_PORT: '0', HTTP_HOST: '127.0.0.1', HTTP_PORT: '0', CONFIG_DIR: configDir, SHUTDOWN_GRACE_MS: '2000', ...env });
   const app = createApp(settings, { clock, logger: pino({ level: 'silent' }), ...overrides });
-  const { grpcPort } = await app.start();
+  const { grpcPort, httpPort } = await app.start();
   const client = new RlsTestClient(grpcPort);
   return {
     app,
     port: grpcPort,
+    httpPort,
+    http: (method, path, body, headers) => httpCall(httpPort, method, path, body, headers),
     client,
     clock,
     configDir,
@@ -46,4 +59,14 @@ export async function startTestServer(
       await rm(configDir, { recursive: true, force: true });
     },
   };
+}
+
+export async function httpCall(port: number, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpAnswer> {
+  const init: RequestInit = { method, headers: { ...(body === undefined || typeof body === 'string' ? {} : { 'content-type': 'application/json' }), ...headers } };
+  if (body !== undefined) init.body = typeof body === 'string' ? body : JSON.stringify(body);
+  const response = await fetch(`http://127.0.0.1:${port}${path}`, init);
+  const text = await response.text();
+  let json: Record<string, unknown> = {};
+  if ((response.headers.get('content-type') ?? '').startsWith('application/json')) json = JSON.parse(text) as Record<string, unknown>;
+  return { status: response.status, headers: response.headers, json, text };
 }
