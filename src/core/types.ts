@@ -126,6 +126,8 @@ export interface CapacityOverride {
   readonly capacity?: number | undefined;
   /** New refill, in requests per the limit's unit; absent = unchanged. */
   readonly requestsPerUnit?: number | undefined;
+  /** Only the target's limit of this unit (a rule may have one per unit); absent = all of them. */
+  readonly unit?: TimeUnit | undefined;
   readonly expiresAtMs: number;
 }
 

@@ -7,6 +7,7 @@ import {
   type DescriptorEntry,
   type OverrideStore,
   type OverrideTarget,
+  type TimeUnit,
 } from '../core';
 import { apiBucketKey, descriptorGroup, ruleBucketKey } from '../bucket/bucket-key';
 import type { RateLimiter } from './rate-limiter';
@@ -21,6 +22,8 @@ export interface OverrideRequest {
   readonly target: AdminTarget;
   readonly capacity?: number | undefined;
   readonly requestsPerUnit?: number | undefined;
+  /** Only the limit of this unit ('second', …); absent = every limit of the target. */
+  readonly unit?: string | undefined;
   /** How long the override stays in force. */
   readonly ttlMs: number;
 }
@@ -50,10 +53,13 @@ export class ControlPlane {
       throw new InvalidRequestError('requests_per_unit', 'must be a number above 0');
     }
     if (!Number.isFinite(ttlMs) || ttlMs <= 0 || ttlMs > MAX_OVERRIDE_TTL_MS) throw new InvalidRequestError('ttl_seconds', 'must be above 0 and at most 7 days');
+    const unit = request.unit?.toLowerCase();
+    if (unit !== undefined && !(TIME_UNITS as readonly string[]).includes(unit)) throw new InvalidRequestError('unit', `must be one of ${TIME_UNITS.join(', ')}`);
     const override: CapacityOverride = {
       target: overrideTargetOf(request.target),
       ...(capacity === undefined ? {} : { capacity }),
       ...(requestsPerUnit === undefined ? {} : { requestsPerUnit }),
+      ...(unit === undefined ? {} : { unit: unit as TimeUnit }),
       expiresAtMs: this.clock.nowMs() + ttlMs,
     };
     await this.overrides.put(override);

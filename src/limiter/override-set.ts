@@ -32,7 +32,8 @@ export class OverrideSet {
       this.byBucket.get(planned.bucketKey) ??
       this.byBucket.get(bucketGroup(planned.bucketKey)) ??
       (planned.rule === undefined ? undefined : this.byRule.get(planned.rule));
-    return override !== undefined && nowMs < override.expiresAtMs ? override : undefined;
+    if (override === undefined || nowMs >= override.expiresAtMs) return undefined;
+    return override.unit === undefined || override.unit === planned.limit.unit ? override : undefined;
   }
 
   /** The plans with every overridden limit changed; the same array when nothing applies. */

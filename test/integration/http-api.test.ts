@@ -10,6 +10,10 @@ const RULES = {
 descriptors:
   - key: user
     rate_limit: {unit: minute, requests_per_unit: 2}
+  - key: tiered
+    rate_limits:
+      - {unit: second, requests_per_unit: 2}
+      - {unit: hour, requests_per_unit: 3}
   - key: plan
     detailed_metric: true
     rate_limit: {unit: hour, requests_per_unit: 5, name: plan_hourly}
@@ -244,12 +248,21 @@ describe('HTTP API on the memory store', function () {
         [{ bucket_id: 'a', capacity: -5, ttl_seconds: 5 }, 'capacity'],
         [{ bucket_id: 'a', capacity: 5 }, 'ttl_seconds'],
         [{ bucket_id: 'a', capacity: 5, ttl_seconds: 86_400 * 30 }, 'ttl_seconds'],
+        [{ bucket_id: 'a', capacity: 5, ttl_seconds: 5, unit: 'fortnight' }, 'unit'],
       ];
       for (const [body, field] of cases) {
         const answer = await server.http('POST', '/admin/overrides', body, ADMIN);
         assert.equal(answer.status, 400, JSON.stringify(body));
         assert.equal(answer.json.field, field, answer.text);
       }
+    });
+
+    it('changes only the limit of the unit given, when a rule has several', async () => {
+      const set = await server.http('POST', '/admin/overrides', { rule: 'api.tiered', unit: 'SECOND', requests_per_unit: 10, ttl_seconds: 60 }, ADMIN);
+      assert.equal(set.json.unit, 'second');
+      const codes = [];
+      for (let index = 0; index < 5; index++) codes.push((await server.client.call('api', [d(['tiered', 't'])])).overall_code);
+      assert.deepEqual(codes, [Code.OK, Code.OK, Code.OK, Code.OVER_LIMIT, Code.OVER_LIMIT], 'the hourly limit of 3 still holds; the per-second one would have stopped at 2');
     });
 
     it('resets a bucket to full, and pre-warms buckets', async () => {

@@ -44,11 +44,12 @@ export function listOverridesHandler(api: AdminApi): HttpHandler {
 /** POST /admin/overrides {bucket_id | descriptor | rule, capacity?, requests_per_unit?, ttl_seconds}. */
 export function setOverrideHandler(api: AdminApi): HttpHandler {
   return async (request) => {
-    const body = fieldsOf(await request.jsonBody(), '').only(...TARGET_FIELDS, 'capacity', 'requests_per_unit', 'ttl_seconds');
+    const body = fieldsOf(await request.jsonBody(), '').only(...TARGET_FIELDS, 'unit', 'capacity', 'requests_per_unit', 'ttl_seconds');
     const override = await api.setOverride({
       target: targetOf(body, true),
       capacity: body.optionalNumber('capacity'),
       requestsPerUnit: body.optionalNumber('requests_per_unit'),
+      unit: body.optionalString('unit'),
       ttlMs: body.number('ttl_seconds') * 1000,
     });
     return { status: 201, json: overrideJson(override) };
@@ -105,6 +106,7 @@ function overrideJson(override: CapacityOverride): Record<string, unknown> {
     target: override.target.rule === undefined ? { bucket: override.target.bucket } : { rule: override.target.rule },
     ...(override.capacity === undefined ? {} : { capacity: override.capacity }),
     ...(override.requestsPerUnit === undefined ? {} : { requests_per_unit: override.requestsPerUnit }),
+    ...(override.unit === undefined ? {} : { unit: override.unit }),
     expires_at: new Date(override.expiresAtMs).toISOString(),
   };
 }
