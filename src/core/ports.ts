@@ -135,3 +135,11 @@ export interface OverrideStore {
 export function overrideTargetId(target: OverrideTarget): string {
   return target.rule === undefined ? `bucket:${target.bucket}` : `rule:${target.rule}`;
 }
+
+/** One shard's answer to a health probe. */
+export interface ShardHealth {
+  readonly shard: string;
+  readonly ok: boolean;
+  readonly latencyMs?: number | undefined;
+  readonly error?: string | undefined;
+}

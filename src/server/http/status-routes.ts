@@ -1,19 +1,12 @@
+import type { ShardHealth } from '../../core';
 import type { HttpHandler } from './http-types';
-
-/** One shard's answer to a health probe. */
-export interface ShardHealthReport {
-  readonly shard: string;
-  readonly ok: boolean;
-  readonly latencyMs?: number | undefined;
-  readonly error?: string | undefined;
-}
 
 /** What /healthz reports; `serving` is what the gRPC health service answers too. */
 export interface HealthReport {
   readonly serving: boolean;
   readonly region: string;
   readonly config: { readonly loaded: boolean; readonly domains: number; readonly lastError?: string | undefined };
-  readonly store: { readonly kind: string; readonly ok: boolean; readonly shards: readonly ShardHealthReport[] };
+  readonly store: { readonly kind: string; readonly ok: boolean; readonly shards: readonly ShardHealth[] };
   readonly shuttingDown: boolean;
 }
 

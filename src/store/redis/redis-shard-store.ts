@@ -7,6 +7,7 @@ import {
   type CommitGroup,
   type CommitOptions,
   type CommitOutcome,
+  type ShardHealth,
   type StoreObserver,
   type VersionedBucket,
 } from '../../core';
@@ -81,12 +82,6 @@ class KeyList {
   }
 }
 
-export interface ShardHealth {
-  readonly shard: string;
-  readonly ok: boolean;
-  readonly latencyMs?: number;
-  readonly error?: string;
-}
 
 /**
  * BucketStore over named Redis shards. Keys are grouped by their owner on the ring; each shard
