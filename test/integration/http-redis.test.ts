@@ -59,6 +59,15 @@ describe('HTTP API on Redis shards, two instances in two regions', function () {
     assert.equal(status.json.capacity, 3);
   });
 
+  it('answers POST /json from the shared buckets, 429 once the other instance used them up', async () => {
+    const body = { domain: 'api', descriptors: [{ entries: [{ key: 'user', value: 'json-shared' }] }] };
+    assert.equal((await east.http('POST', '/json', body)).status, 200);
+    assert.equal((await west.http('POST', '/json', body)).status, 200);
+    const over = await east.http('POST', '/json', body);
+    assert.equal(over.status, 429);
+    assert.equal(over.json.overallCode, 'OVER_LIMIT');
+  });
+
   it('applies an override set on one instance on the other too, until it expires', async () => {
     const callWest = async (user: string): Promise<number> => (await west.client.call('api', [d(['user', user])])).overall_code;
     const set = await east.http('POST', '/admin/overrides', { descriptor: { domain: 'api', entries: [{ key: 'user', value: 'spike' }] }, requests_per_unit: 5, ttl_seconds: 30 }, ADMIN);
@@ -100,11 +109,14 @@ describe('HTTP API on Redis shards, two instances in two regions', function () {
 
   it('exports store round trips per shard and the replication lag between the two regions', async () => {
     for (let index = 0; index < 10; index++) await east.client.call('api', [d(['user', `u${index}`])]);
+    // East's copy of a bucket the west instance also writes is replaced by the shard's record: that is drift.
+    for (let index = 0; index < 4; index++) await (index % 2 === 0 ? east : west).http('POST', '/rate', { bucket_id: 'drifting', capacity: 100, refill_rate: 1 });
     // Heartbeats are stamped every second by each instance.
     await new Promise((resolve) => setTimeout(resolve, 2200));
     const text = (await east.http('GET', '/metrics')).text;
     assert.match(text, /^ringlimit_store_round_trip_seconds_count\{shard="shard-0",operation="commit",outcome="ok"\} \d+$/m);
     assert.match(text, /^ringlimit_store_round_trip_seconds_count\{shard="shard-1",operation="commit",outcome="ok"\} \d+$/m);
+    assert.match(text, /^ringlimit_cache_drift_ratio_count [1-9]\d*$/m);
     assert.match(text, /^ringlimit_kv_replication_lag_seconds\{source_region="eu-west",region="us-east"\} [\d.e-]+$/m);
   });
 });
