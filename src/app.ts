@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { errorMessage, systemClock, type BucketStore, type Clock, type StoreObserver } from './core';
+import { SettingsError, errorMessage, systemClock, type BucketStore, type Clock, type ServerTls, type StoreObserver } from './core';
 import { describeRuleSet } from './config/describe-rules';
 import { FileRuleSource } from './config/file-rule-source';
 import { ControlPlane } from './limiter/control-plane';
@@ -12,7 +13,7 @@ import { createRlsHandlers } from './server/grpc/rls-service';
 import { httpRoutes } from './server/http/routes';
 import { HttpServer } from './server/http/http-server';
 import type { HealthReport } from './server/http/status-routes';
-import type { Settings, ShardSetting } from './settings/settings';
+import type { Settings, ShardSetting, TlsFiles } from './settings/settings';
 import { ShardListFile } from './settings/shard-list-file';
 import { MemoryBucketStore } from './store/memory-store';
 import { MemoryOverrideStore } from './store/memory-override-store';
@@ -57,6 +58,23 @@ interface Running {
 const OVERRIDE_REFRESH_MS = 1000;
 /** How often each instance stamps its heartbeat on every shard (replication lag). */
 const HEARTBEAT_INTERVAL_MS = 1000;
+
+/** The servers' PEM files, read once at start; an unreadable one stops the start naming its setting. */
+function readServerTls(files: TlsFiles | undefined): ServerTls | undefined {
+  if (files === undefined) return undefined;
+  const read = (setting: string, path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new SettingsError(setting, `cannot read ${path}: ${errorMessage(error)}`);
+    }
+  };
+  return {
+    cert: read('TLS_CERT_FILE', files.certFile),
+    key: read('TLS_KEY_FILE', files.keyFile),
+    clientCa: files.clientCaFile === undefined ? undefined : read('TLS_CLIENT_CA_FILE', files.clientCaFile),
+  };
+}
 
 function describeLoadedRules(rules: FileRuleSource): string[] | undefined {
   const current = rules.current();
@@ -149,6 +167,7 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
     logger,
     counters: () => running?.limiter.counters,
     async start() {
+      const tls = readServerTls(settings.tls);
       await rules.start();
       const stopTracing = settings.otlpEndpoint === undefined ? undefined : startTracing({ region: settings.region });
       const metrics = new Metrics({ region: settings.region, otlpEndpoint: settings.otlpEndpoint });
@@ -170,6 +189,7 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
         port: settings.grpcPort,
         rls: createRlsHandlers({ decider: limiter, logger }),
         logger,
+        tls,
       });
 
       let storeHealth: HealthReport['store'] = { kind, ok: false, shards: [] };
@@ -198,6 +218,7 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
         port: settings.httpPort,
         maxBodyBytes: settings.httpMaxBodyBytes,
         logger,
+        tls,
         routes: httpRoutes({ limiter, controlPlane, metrics, health: checkHealth, adminToken: settings.adminToken, describeRules: () => describeLoadedRules(rules) }),
       });
       const timers: NodeJS.Timeout[] = [];

@@ -145,3 +145,17 @@ export interface RateLimitOutcome {
   readonly statuses: readonly DescriptorStatus[];
   readonly responseHeaders: readonly HeaderValue[];
 }
+
+/** A server's certificate and key (PEM), and the CA its clients' certificates must chain to (mTLS). */
+export interface ServerTls {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  /** Present = mutual TLS: a client without a certificate from this CA is refused. */
+  readonly clientCa?: Buffer | undefined;
+}
+
+/** How a server is reached, for its start-up log line. */
+export function tlsMode(tls: ServerTls | undefined): 'plaintext' | 'tls' | 'mtls' {
+  if (tls === undefined) return 'plaintext';
+  return tls.clientCa === undefined ? 'tls' : 'mtls';
+}

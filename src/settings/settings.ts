@@ -15,6 +15,13 @@ export interface ShardSetting {
   readonly url: string;
 }
 
+/** Where the servers' certificate, key and (for mTLS) client CA are. */
+export interface TlsFiles {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly clientCaFile: string | undefined;
+}
+
 /** Everything ringlimit reads from its environment and flags, validated once at start. */
 export interface Settings {
   readonly grpcHost: string;
@@ -25,6 +32,8 @@ export interface Settings {
   readonly httpMaxBodyBytes: number;
   /** Bearer token of the admin API; undefined = the admin API is off. */
   readonly adminToken: string | undefined;
+  /** PEM files of the gRPC and HTTP servers' TLS; undefined = plaintext. */
+  readonly tls: TlsFiles | undefined;
   /** OTLP collector for metrics and traces (the standard OTEL_EXPORTER_OTLP_ENDPOINT); undefined = none. */
   readonly otlpEndpoint: string | undefined;
   readonly configDir: string;
@@ -76,6 +85,7 @@ export function loadSettings(env: Environment, flags: SettingsFlags = {}): Setti
     httpMaxBodyBytes: parsePositiveInt('HTTP_MAX_BODY_BYTES', read('HTTP_MAX_BODY_BYTES'), 1_048_576),
     adminToken: read('ADMIN_TOKEN'),
     otlpEndpoint: read('OTEL_EXPORTER_OTLP_ENDPOINT'),
+    tls: parseTlsFiles(read),
     configDir: flags.configDir ?? read('CONFIG_DIR') ?? runtimeConfigDir(read) ?? './config',
     logLevel: parseLogLevel(flags.logLevel === undefined ? 'LOG_LEVEL' : '--log-level', flags.logLevel ?? read('LOG_LEVEL')),
     responseHeaders: headersEnabled
@@ -98,6 +108,20 @@ export function loadSettings(env: Environment, flags: SettingsFlags = {}): Setti
     idempotencyTtlMs: parseNonNegativeInt('IDEMPOTENCY_TTL_MS', read('IDEMPOTENCY_TTL_MS'), 60_000),
     region: read('REGION') ?? 'local',
   });
+}
+
+/** TLS_CERT_FILE + TLS_KEY_FILE (+ TLS_CLIENT_CA_FILE for mTLS); envoyproxy/ratelimit's GRPC_SERVER_TLS_* names also work. */
+function parseTlsFiles(read: (name: string) => string | undefined): TlsFiles | undefined {
+  const certFile = read('TLS_CERT_FILE') ?? read('GRPC_SERVER_TLS_CERT');
+  const keyFile = read('TLS_KEY_FILE') ?? read('GRPC_SERVER_TLS_KEY');
+  const clientCaFile = read('TLS_CLIENT_CA_FILE') ?? read('GRPC_CLIENT_TLS_CACERT');
+  if (certFile === undefined && keyFile === undefined) {
+    if (clientCaFile !== undefined) throw new SettingsError('TLS_CLIENT_CA_FILE', 'mTLS needs TLS_CERT_FILE and TLS_KEY_FILE as well');
+    return undefined;
+  }
+  if (certFile === undefined) throw new SettingsError('TLS_CERT_FILE', 'TLS_KEY_FILE is set; the certificate is missing');
+  if (keyFile === undefined) throw new SettingsError('TLS_KEY_FILE', 'TLS_CERT_FILE is set; the key is missing');
+  return { certFile, keyFile, clientCaFile };
 }
 
 /** envoyproxy/ratelimit loads RUNTIME_ROOT/RUNTIME_SUBDIRECTORY/RUNTIME_APPDIRECTORY (default `config`). */

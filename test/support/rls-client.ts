@@ -1,4 +1,4 @@
-import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import {
   RateLimitServiceClient,
   type RateLimitRequest,
@@ -16,8 +16,9 @@ export interface DescriptorInput {
 export class RlsTestClient {
   private readonly client: RateLimitServiceClient;
 
-  constructor(port: number) {
-    this.client = new RateLimitServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
+  /** Plaintext unless `channelCredentials` (TLS) are given; `host` is what TLS checks the certificate against. */
+  constructor(port: number, channelCredentials: ChannelCredentials = credentials.createInsecure(), host = '127.0.0.1') {
+    this.client = new RateLimitServiceClient(`${host}:${port}`, channelCredentials);
   }
 
   call(domain: string, descriptors: readonly DescriptorInput[], hitsAddend = 0, deadlineMs = 2000): Promise<RateLimitResponse> {

@@ -3,6 +3,7 @@ import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as HEALTH_PROTO_PATH } from 'grpc-health-check';
 import type { Logger } from 'pino';
+import { tlsMode, type ServerTls } from '../../core';
 import { RateLimitServiceService, type RateLimitServiceServer } from '../../generated/envoy/service/ratelimit/v3/rls';
 import { PROTO_ROOT, RLS_PROTO_FILES } from './proto-files';
 
@@ -14,6 +15,8 @@ export interface GrpcServerOptions {
   readonly port: number;
   readonly rls: RateLimitServiceServer;
   readonly logger: Logger;
+  /** TLS (and mTLS with a client CA); absent = plaintext. */
+  readonly tls?: ServerTls | undefined;
 }
 
 /** grpc-js server carrying RLS v3, grpc.health.v1 and server reflection (v1 and v1alpha). */
@@ -23,9 +26,15 @@ export class GrpcServer {
   private readonly logger: Logger;
   private readonly host: string;
   private readonly port: number;
+  private readonly credentials: ServerCredentials;
+  private readonly transport: string;
 
   constructor(options: GrpcServerOptions) {
     this.host = options.host;
+    const { tls } = options;
+    this.transport = tlsMode(tls);
+    this.credentials =
+      tls === undefined ? ServerCredentials.createInsecure() : ServerCredentials.createSsl(tls.clientCa ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.clientCa !== undefined);
     this.port = options.port;
     this.logger = options.logger.child({ component: 'grpc-server' });
     this.server = new Server({ 'grpc.max_concurrent_streams': 1000 });
@@ -39,12 +48,12 @@ export class GrpcServer {
   /** Binds and resolves with the bound port (useful with port 0). */
   start(): Promise<number> {
     return new Promise((resolvePort, reject) => {
-      this.server.bindAsync(`${this.host}:${this.port}`, ServerCredentials.createInsecure(), (error, port) => {
+      this.server.bindAsync(`${this.host}:${this.port}`, this.credentials, (error, port) => {
         if (error !== null) {
           reject(error);
           return;
         }
-        this.logger.info({ host: this.host, port }, 'gRPC server listening');
+        this.logger.info({ host: this.host, port, transport: this.transport }, 'gRPC server listening');
         resolvePort(port);
       });
     });

@@ -1,7 +1,8 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { InvalidRequestError, RateLimitError, errorMessage } from '../../core';
+import { InvalidRequestError, RateLimitError, errorMessage, tlsMode, type ServerTls } from '../../core';
 import { HttpError, type HttpReply, type HttpRequest, type HttpRoutes } from './http-types';
 
 export interface HttpServerOptions {
@@ -11,6 +12,8 @@ export interface HttpServerOptions {
   readonly maxBodyBytes: number;
   readonly routes: HttpRoutes;
   readonly logger: Logger;
+  /** HTTPS (and mTLS with a client CA); absent = plain HTTP. */
+  readonly tls?: ServerTls | undefined;
 }
 
 /**
@@ -24,7 +27,12 @@ export class HttpServer {
 
   constructor(private readonly options: HttpServerOptions) {
     this.logger = options.logger.child({ component: 'http' });
-    this.server = createServer((request, response) => void this.handle(request, response));
+    const listener: RequestListener = (request, response) => void this.handle(request, response);
+    const { tls } = options;
+    this.server =
+      tls === undefined
+        ? createServer(listener)
+        : createTlsServer({ cert: tls.cert, key: tls.key, ...(tls.clientCa === undefined ? {} : { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true }) }, listener);
     this.server.keepAliveTimeout = 5000;
   }
 
@@ -34,7 +42,7 @@ export class HttpServer {
       this.server.once('error', reject);
       this.server.listen(this.options.port, this.options.host, () => {
         const { port } = this.server.address() as AddressInfo;
-        this.logger.info({ port, host: this.options.host }, 'HTTP server listening');
+        this.logger.info({ port, host: this.options.host, transport: tlsMode(this.options.tls) }, 'HTTP server listening');
         resolvePort(port);
       });
     });
