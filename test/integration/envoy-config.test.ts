@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { loadRuleDir } from '../../src/config/load-rule-dir';
 import { matchDescriptor } from '../../src/matcher/match-descriptor';
+import { descriptorsFor, type EnvoyRateLimit, type SampleRequest } from '../support/envoy-actions';
 import { REPO_ROOT } from '../support/paths';
 
 /*
@@ -11,21 +12,8 @@ import { REPO_ROOT } from '../support/paths';
  * exist in config/, and every rate_limits action list must produce descriptors that a rule limits.
  */
 
-interface Action {
-  generic_key?: { descriptor_value: string; descriptor_key?: string };
-  remote_address?: Record<string, never>;
-  request_headers?: { header_name: string; descriptor_key: string };
-}
-
-/** What Envoy's actions produce for one sample request (values are the sample's). */
-const SAMPLE: Record<string, string> = { remote_address: '203.0.113.9', 'x-api-key': 'k1', ':path': '/v1/chat/completions' };
-
-function entryFor(action: Action): { key: string; value: string } {
-  if (action.generic_key) return { key: action.generic_key.descriptor_key ?? 'generic_key', value: action.generic_key.descriptor_value };
-  if (action.remote_address) return { key: 'remote_address', value: SAMPLE.remote_address as string };
-  if (action.request_headers) return { key: action.request_headers.descriptor_key, value: SAMPLE[action.request_headers.header_name] ?? 'x' };
-  throw new Error(`action not covered by this check: ${JSON.stringify(action)}`);
-}
+/** What Envoy's actions produce for one sample request. */
+const SAMPLE: SampleRequest = { remoteAddress: '203.0.113.9', headers: { 'x-api-key': 'k1', ':path': '/v1/chat/completions' } };
 
 describe('envoy/envoy.yaml against config/', () => {
   const envoy = parse(readFileSync(join(REPO_ROOT, 'envoy', 'envoy.yaml'), 'utf8'));
@@ -47,9 +35,8 @@ describe('envoy/envoy.yaml against config/', () => {
     assert.ok(domain, `domain ${filter.domain} is in config/`);
     const routes = manager.route_config.virtual_hosts.flatMap((host: { routes: unknown[] }) => host.routes);
     for (const route of routes) {
-      for (const { actions } of route.route.rate_limits as { actions: Action[] }[]) {
-        const entries = actions.map(entryFor);
-        const matched = matchDescriptor(domain.root, entries);
+      for (const entries of descriptorsFor(route.route.rate_limits as EnvoyRateLimit[], SAMPLE)) {
+        const matched = matchDescriptor(domain.root, entries.map(([key, value]) => ({ key, value })));
         assert.ok(matched, `no rule limits ${JSON.stringify(entries)}`);
       }
     }

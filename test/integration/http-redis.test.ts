@@ -100,6 +100,7 @@ describe('HTTP API on Redis shards, two instances in two regions', function () {
       assert.deepEqual(detail.shards.map(({ shard, ok }) => ({ shard, ok })), [{ shard: 'shard-0', ok: true }, { shard: 'shard-1', ok: false }]);
       assert.match(String(detail.shards[1]?.error), /shard-1/);
       assert.equal(await healthCheck(east.port, ''), 'NOT_SERVING');
+      assert.equal((await east.http('GET', '/livez')).status, 200, 'alive all the same: no restart for a Redis outage');
     } finally {
       paused.resume();
     }

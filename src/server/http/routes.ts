@@ -12,7 +12,7 @@ import {
 import { bucketStatusHandler, rateHandler, type BucketApi } from './bucket-routes';
 import type { HttpHandler, HttpRoutes } from './http-types';
 import { jsonHandler } from './json-route';
-import { healthcheckHandler, healthzHandler, rlconfigHandler, type HealthReport } from './status-routes';
+import { healthcheckHandler, healthzHandler, livezHandler, rlconfigHandler, type HealthReport } from './status-routes';
 
 export interface HttpRouteDeps {
   readonly limiter: RateLimitDecider & BucketApi;
@@ -33,6 +33,7 @@ export function httpRoutes(deps: HttpRouteDeps): HttpRoutes {
     ['/rlconfig', 'GET', rlconfigHandler(deps.describeRules)],
     ['/healthz', 'GET', healthzHandler(deps.health)],
     ['/healthcheck', 'GET', healthcheckHandler(deps.health)],
+    ['/livez', 'GET', livezHandler],
     [
       '/metrics',
       'GET',

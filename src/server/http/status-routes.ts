@@ -30,3 +30,10 @@ export function rlconfigHandler(describe: () => readonly string[] | undefined): 
     return lines === undefined ? { status: 503, json: { error: 'no rule configuration is loaded yet' } } : { status: 200, text: lines.map((line) => `${line}\n`).join('') };
   };
 }
+
+/**
+ * GET /livez: 200 while the process serves HTTP at all. Unlike /healthz it does not depend on the
+ * config or the shards, so a liveness probe does not restart instances during a Redis outage
+ * (they keep answering from their fallback buckets).
+ */
+export const livezHandler: HttpHandler = async () => ({ status: 200, json: { alive: true } });
