@@ -58,6 +58,8 @@ export interface Settings {
   readonly idempotencyTtlMs: number;
   /** The region this instance runs in (reported in logs and health). */
   readonly region: string;
+  /** Processes serving the same ports (node:cluster); more than 1 needs a shared (Redis) store. */
+  readonly workers: number;
 }
 
 /** Command-line flags; each wins over its environment variable. */
@@ -107,7 +109,17 @@ export function loadSettings(env: Environment, flags: SettingsFlags = {}): Setti
     bucketCacheTtlMs: parseNonNegativeInt('BUCKET_CACHE_TTL_MS', read('BUCKET_CACHE_TTL_MS'), 2000),
     idempotencyTtlMs: parseNonNegativeInt('IDEMPOTENCY_TTL_MS', read('IDEMPOTENCY_TTL_MS'), 60_000),
     region: read('REGION') ?? 'local',
+    workers: parseWorkers(read),
   });
+}
+
+/** WORKERS: a memory store is per process, so several workers would each enforce the whole limit. */
+function parseWorkers(read: (name: string) => string | undefined): number {
+  const workers = parsePositiveInt('WORKERS', read('WORKERS'), 1);
+  if (workers > 1 && read('REDIS_SHARDS') === undefined && read('REDIS_URL') === undefined && read('REDIS_SHARDS_FILE') === undefined) {
+    throw new SettingsError('WORKERS', 'more than one worker needs a shared store (REDIS_SHARDS, REDIS_URL or REDIS_SHARDS_FILE): each would keep its own buckets');
+  }
+  return workers;
 }
 
 /** TLS_CERT_FILE + TLS_KEY_FILE (+ TLS_CLIENT_CA_FILE for mTLS); envoyproxy/ratelimit's GRPC_SERVER_TLS_* names also work. */

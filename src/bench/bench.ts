@@ -1,0 +1,167 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Presets, SingleBar } from 'cli-progress';
+import { h2loadAvailable, runH2load } from './h2load';
+import type { LoadResult, LoadSpec } from './load-types';
+import { redisAvailable, runLoadInChild, startNoop, startRedisShards, startRingLimit, type RedisShards, type Running } from './processes';
+import { BENCH_RULES, WORKLOAD_TITLES, type WorkloadName } from './workloads';
+
+export interface BenchOptions {
+  readonly seconds: number;
+  readonly workloads: readonly WorkloadName[];
+  readonly connections: number;
+  readonly streams: number;
+  /** ringlimit worker processes sharing the port (WORKERS); 1 = one process. */
+  readonly workers: number;
+  /** Also a fixed-rate run per target at half the no-op's measured maximum, for latency. */
+  readonly fixedRate: boolean;
+  /** Progress bars on stderr. */
+  readonly progress: boolean;
+  /** The environment the servers start from (PATH and the like). */
+  readonly environment: NodeJS.ProcessEnv;
+}
+
+export interface BenchRow {
+  readonly target: string;
+  readonly workload: WorkloadName;
+  readonly mode: 'closed-loop' | 'fixed-rate';
+  readonly result: LoadResult;
+  /** Throughput (closed loop) or p99 (fixed rate) as a multiple of the no-op server's in the same run. */
+  readonly vsNoop: number | undefined;
+  /** Redis round trips (script calls and reads) per answered call, from INFO commandstats. */
+  readonly redisRoundTripsPerDecision?: number | undefined;
+}
+
+export interface BenchReport {
+  readonly startedAt: string;
+  readonly seconds: number;
+  readonly connections: number;
+  readonly streams: number;
+  readonly workers: number;
+  readonly generators: Readonly<Record<string, string>>;
+  readonly notes: readonly string[];
+  readonly rows: readonly BenchRow[];
+}
+
+interface Target {
+  readonly name: string;
+  start(): Promise<Running>;
+  readonly shards?: RedisShards | undefined;
+}
+
+/** Script calls and reads: what the engine sends per call (health pings and heartbeats excluded). */
+function roundTrips(calls: Map<string, number>): number {
+  return ['evalsha', 'eval', 'mget'].reduce((sum, command) => sum + (calls.get(command) ?? 0), 0);
+}
+
+/**
+ * `ringlimit bench`: in one run, the same loads against a no-op gRPC server (the ceiling on this
+ * machine), ringlimit on the memory store, and ringlimit on three Redis shards it spawns; each
+ * figure also as a ratio to the no-op server's.
+ */
+export async function runBench(options: BenchOptions): Promise<BenchReport> {
+  const workDir = await mkdtemp(join(tmpdir(), 'ringlimit-bench-'));
+  const configDir = join(workDir, 'rules');
+  await mkdir(configDir);
+  await writeFile(join(configDir, 'bench.yaml'), BENCH_RULES);
+  const useH2load = h2loadAvailable();
+  const notes: string[] = [];
+  if (!useH2load) notes.push('h2load not installed (apt-get install -y nghttp2-client): every workload used the built-in node:http2 generator');
+  const generators = Object.fromEntries(options.workloads.map((workload) => [workload, useH2load && workload === 'hot' ? 'h2load' : 'node:http2']));
+  let shards: RedisShards | undefined;
+  if (redisAvailable()) shards = await startRedisShards(3);
+  else notes.push('redis-server not installed: no Redis rows');
+  const targets: Target[] = [
+    { name: 'no-op', start: () => startNoop(options.environment) },
+    ...(options.workers > 1 ? [] : [{ name: 'memory', start: () => startRingLimit(options.environment, { CONFIG_DIR: configDir }, 1) }]),
+    ...(shards === undefined
+      ? []
+      : [{ name: 'redis x3', shards, start: () => startRingLimit(options.environment, { CONFIG_DIR: configDir, REDIS_SHARDS: shards.urls.map((url, index) => `shard-${index}=${url}`).join(',') }, options.workers) }]),
+  ];
+  if (options.workers > 1) notes.push(`WORKERS=${options.workers}: the memory store is per process, so only Redis rows`);
+  const rows: BenchRow[] = [];
+  const noopRow = (workload: WorkloadName, mode: BenchRow['mode']): BenchRow | undefined =>
+    rows.find((row) => row.target === 'no-op' && row.workload === workload && row.mode === mode);
+  try {
+    for (const target of targets) {
+      const server = await target.start();
+      try {
+        for (const workload of options.workloads) {
+          rows.push(await measure(target, server, workload, undefined));
+        }
+        if (options.fixedRate) {
+          for (const workload of options.workloads) {
+            const ceiling = noopRow(workload, 'closed-loop')?.result.requestsPerSecond;
+            if (ceiling !== undefined && ceiling > 0) rows.push(await measure(target, server, workload, ceiling / 2));
+          }
+        }
+      } finally {
+        await server.stop();
+      }
+    }
+  } finally {
+    await shards?.stop();
+    await rm(workDir, { recursive: true, force: true });
+  }
+  return {
+    startedAt: new Date().toISOString(),
+    seconds: options.seconds,
+    connections: options.connections,
+    streams: options.streams,
+    workers: options.workers,
+    generators,
+    notes,
+    rows: rows.map((row) => ({ ...row, vsNoop: ratioToNoop(row, noopRow(row.workload, row.mode)) })),
+  };
+
+  async function measure(target: Target, server: Running, workload: WorkloadName, ratePerSecond: number | undefined): Promise<BenchRow> {
+    const spec: LoadSpec = { port: server.port, workload, seconds: options.seconds, connections: options.connections, streams: options.streams, ratePerSecond };
+    const mode = ratePerSecond === undefined ? 'closed-loop' : 'fixed-rate';
+    const bar = options.progress ? new SingleBar({ format: `{target} | {workload} | {mode} [{bar}] {percentage}% | {calls} calls`, stream: process.stderr, clearOnComplete: true }, Presets.shades_classic) : undefined;
+    bar?.start(100, 0, { target: target.name.padEnd(8), workload: WORKLOAD_TITLES[workload], mode, calls: 0 });
+    const startedAt = Date.now();
+    const onProgress = (sent: number): void => bar?.update(Math.min(100, Math.round(((Date.now() - startedAt) / 1000 / options.seconds) * 100)), { calls: sent });
+    await target.shards?.resetStats();
+    try {
+      const result = generators[workload] === 'h2load' ? await runH2load(spec, workDir, onProgress) : await runLoadInChild(spec, onProgress);
+      const trips = target.shards === undefined ? undefined : roundTrips(await target.shards.commandCalls()) / Math.max(1, result.requests);
+      return { target: target.name, workload, mode, result, vsNoop: undefined, redisRoundTripsPerDecision: trips };
+    } finally {
+      bar?.stop();
+    }
+  }
+}
+
+function ratioToNoop(row: BenchRow, noop: BenchRow | undefined): number | undefined {
+  if (noop === undefined) return undefined;
+  if (row.mode === 'closed-loop') return noop.result.requestsPerSecond > 0 ? row.result.requestsPerSecond / noop.result.requestsPerSecond : undefined;
+  return noop.result.p99Ms > 0 ? row.result.p99Ms / noop.result.p99Ms : undefined;
+}
+
+/** The report as a table for people; the JSON line follows it for machines. */
+export function formatReport(report: BenchReport): string[] {
+  const header = ['target', 'workload', 'mode', 'generator', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'redis RT/call', 'vs no-op'];
+  const lines = report.rows.map((row) => [
+    row.target,
+    WORKLOAD_TITLES[row.workload],
+    row.mode === 'fixed-rate' ? `fixed ${Math.round(row.result.requests / row.result.seconds)}/s` : 'closed loop',
+    row.result.generator,
+    Math.round(row.result.requestsPerSecond).toString(),
+    row.result.p50Ms.toFixed(3),
+    row.result.p99Ms.toFixed(3),
+    row.result.p999Ms.toFixed(3),
+    String(row.result.errors),
+    row.redisRoundTripsPerDecision === undefined ? '' : row.redisRoundTripsPerDecision.toFixed(3),
+    row.vsNoop === undefined ? '' : `${row.vsNoop.toFixed(2)}×${row.mode === 'fixed-rate' ? ' p99' : ''}`,
+  ]);
+  const widths = header.map((title, column) => Math.max(title.length, ...lines.map((line) => (line[column] ?? '').length)));
+  const format = (cells: string[]): string => cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd();
+  return [
+    `ringlimit bench: ${report.seconds} s per run, ${report.connections} connections x ${report.streams} streams, ${report.workers} worker(s)`,
+    ...report.notes.map((note) => `note: ${note}`),
+    format(header),
+    format(widths.map((width) => '-'.repeat(width))),
+    ...lines.map(format),
+  ];
+}

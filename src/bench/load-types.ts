@@ -1,0 +1,28 @@
+import type { WorkloadName } from './workloads';
+
+/** One load run against one server. */
+export interface LoadSpec {
+  readonly port: number;
+  readonly workload: WorkloadName;
+  readonly seconds: number;
+  readonly connections: number;
+  /** Calls kept in flight per connection (closed loop). */
+  readonly streams: number;
+  /** Fixed total rate instead of a closed loop. */
+  readonly ratePerSecond?: number | undefined;
+}
+
+export interface LoadResult {
+  readonly generator: 'h2load' | 'node:http2';
+  /** Calls answered with grpc-status 0 (h2load: HTTP 200). */
+  readonly requests: number;
+  readonly errors: number;
+  readonly seconds: number;
+  readonly requestsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly p999Ms: number;
+}
+
+/** Messages between the bench and its load-generator child process. */
+export type LoadMessage = { readonly kind: 'progress'; readonly sent: number } | { readonly kind: 'done'; readonly result: LoadResult } | { readonly kind: 'failed'; readonly error: string };

@@ -1,0 +1,132 @@
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Redis } from 'ioredis';
+import type { LoadMessage, LoadResult, LoadSpec } from './load-types';
+
+/** build/src/main.js: the bench runs every server and the load generator as its own process. */
+const CLI = join(__dirname, '..', 'main.js');
+
+export interface Running {
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  return new Promise((resolveExit) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolveExit();
+    else child.once('exit', () => resolveExit());
+  });
+}
+
+/** Spawns `node build/src/main.js <args>` and resolves with the port of the first JSON line that has one. */
+async function startServerProcess(args: readonly string[], env: NodeJS.ProcessEnv, portMessage: string): Promise<Running> {
+  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolvePort, reject) => {
+    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code} before listening`)));
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      try {
+        const entry = JSON.parse(line) as { msg?: string; port?: number };
+        if (entry.msg === portMessage && entry.port !== undefined) resolvePort(entry.port);
+      } catch {
+        // Not a JSON log line.
+      }
+    });
+  });
+  return {
+    port,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited(child);
+    },
+  };
+}
+
+/**
+ * ringlimit serve on a free gRPC port (HTTP on a free port too), `workers` processes sharing it.
+ * `baseEnv` is the bench's own environment (PATH and the like); the bench's settings win over it.
+ */
+export function startRingLimit(baseEnv: NodeJS.ProcessEnv, env: Record<string, string>, workers: number): Promise<Running> {
+  const settings = { GRPC_HOST: '127.0.0.1', GRPC_PORT: '0', HTTP_HOST: '127.0.0.1', HTTP_PORT: '0', LOG_LEVEL: 'info', WORKERS: String(workers), ...env };
+  return startServerProcess(['serve'], { ...baseEnv, ...settings }, 'gRPC server listening');
+}
+
+export function startNoop(baseEnv: NodeJS.ProcessEnv): Promise<Running> {
+  return startServerProcess(['bench-noop'], baseEnv, 'no-op server listening');
+}
+
+/** Runs one load in the load-generator child process, reporting progress as it goes. */
+export function runLoadInChild(spec: LoadSpec, onProgress: (sent: number) => void): Promise<LoadResult> {
+  const child = fork(CLI, ['bench-load'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolveLoad, reject) => {
+    child.on('message', (message: LoadMessage) => {
+      if (message.kind === 'progress') onProgress(message.sent);
+      else if (message.kind === 'done') resolveLoad(message.result);
+      else reject(new Error(message.error));
+    });
+    child.once('exit', (code) => reject(new Error(`load generator exited with ${code}`)));
+    child.send(spec);
+  }).finally(() => child.kill()) as Promise<LoadResult>;
+}
+
+export function redisAvailable(): boolean {
+  return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address !== null ? resolvePort(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export interface RedisShards {
+  readonly urls: readonly string[];
+  /** Redis commands run on all shards since the last reset, by name (INFO commandstats). */
+  commandCalls(): Promise<Map<string, number>>;
+  resetStats(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** `count` redis-server processes on free loopback ports, nothing persisted. */
+export async function startRedisShards(count: number): Promise<RedisShards> {
+  const ports = await Promise.all(Array.from({ length: count }, freePort));
+  const children = ports.map((port) => spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' }));
+  const clients = ports.map((port) => new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => 50 }));
+  for (const client of clients) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await client.connect();
+        await client.ping();
+        break;
+      } catch (error) {
+        if (attempt > 50) throw error;
+        await new Promise((resolveWait) => setTimeout(resolveWait, 50));
+      }
+    }
+  }
+  return {
+    urls: ports.map((port) => `redis://127.0.0.1:${port}`),
+    async commandCalls() {
+      const totals = new Map<string, number>();
+      for (const client of clients) {
+        for (const match of (await client.info('commandstats')).matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)) {
+          totals.set(match[1] as string, (totals.get(match[1] as string) ?? 0) + Number(match[2]));
+        }
+      }
+      return totals;
+    },
+    async resetStats() {
+      await Promise.all(clients.map((client) => client.config('RESETSTAT')));
+    },
+    async stop() {
+      for (const client of clients) client.disconnect();
+      for (const child of children) child.kill('SIGKILL');
+      await Promise.all(children.map(exited));
+    },
+  };
+}
