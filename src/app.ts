@@ -182,6 +182,7 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
         recordCacheTtlMs: kind === 'redis' ? settings.bucketCacheTtlMs : 0,
         idempotencyTtlMs: settings.idempotencyTtlMs,
         observer: metrics,
+        tracing: stopTracing !== undefined,
       });
       const controlPlane = new ControlPlane(limiter, store instanceof RedisShardStore ? new RedisOverrideStore(store) : new MemoryOverrideStore(), clock);
       const grpc = new GrpcServer({

@@ -86,6 +86,11 @@ export interface BucketStore {
   load(keys: readonly string[]): Promise<(VersionedBucket | undefined)[]>;
   /** One outcome per group, in order. `nowMs` is the caller's clock, used if the store decides. */
   commit(groups: readonly CommitGroup[], nowMs: number, options?: CommitOptions): Promise<CommitOutcome[]>;
+  /**
+   * The same as `commit`, synchronously, for an in-process store: the engine then needs no queue
+   * and no local copy, as nothing can run between its read and its write.
+   */
+  commitNow?(groups: readonly CommitGroup[], nowMs: number): CommitOutcome[];
   /** Resolves when the store answers; rejects with StoreUnavailableError otherwise. */
   ping(): Promise<void>;
   /** Where a bucket lives: its shard's name, or 'memory'. */

@@ -37,7 +37,13 @@ export class LocalRecords {
     this.copies = new ExpiringCache(options);
   }
 
+  /** False when copies are never kept (an in-process store needs none). */
+  get enabled(): boolean {
+    return this.copies.enabled;
+  }
+
   lookup(key: string, nowMs: number): RecordLookup {
+    if (!this.copies.enabled) return MISS;
     const { found, value } = this.copies.get(key, nowMs);
     if (!found || value === undefined) return MISS;
     return { found: true, record: value.record, soleWriter: value.soleWriterStreak >= SOLE_WRITER_STREAK };

@@ -12,6 +12,7 @@ import {
   type NamedLimit,
   type Clock,
   type Code,
+  type CommitOutcome,
   type DescriptorStatus,
   type RateLimitOutcome,
   type RateLimitQuery,
@@ -46,6 +47,8 @@ export interface RateLimiterOptions {
   readonly idempotencyTtlMs?: number;
   /** Told of every call, verdict, conflict and fallback (metrics); absent = nobody listens. */
   readonly observer?: EngineObserver | undefined;
+  /** Trace spans around calls and commits; off unless a trace exporter is set up (they cost even as no-ops). */
+  readonly tracing?: boolean | undefined;
 }
 
 const UNOBSERVED: EngineObserver = Object.freeze({ call() {}, descriptor() {}, versionConflict() {}, fallbackDecisions() {}, cacheDrift() {} });
@@ -98,6 +101,7 @@ export class RateLimiter {
   private readonly definitions = new ExpiringCache<DescriptorPlan>({ ttlMs: 3_600_000, maxEntries: 100_000 });
   private readonly overrides = new OverrideSet();
   private readonly observer: EngineObserver;
+  private readonly tracing: boolean;
   private readonly idempotencyTtlMs: number;
   private readonly fallback = new FallbackBuckets(100_000);
   readonly counters: EngineCounters = { decisions: 0, groupsCommitted: 0, versionConflicts: 0, fallbackDecisions: 0 };
@@ -111,6 +115,7 @@ export class RateLimiter {
     this.records = new LocalRecords({ ttlMs: options.recordCacheTtlMs ?? 0, maxEntries: 100_000 });
     this.idempotencyTtlMs = options.idempotencyTtlMs ?? 0;
     this.observer = options.observer ?? UNOBSERVED;
+    this.tracing = options.tracing ?? false;
     this.answers = new ExpiringCache({ ttlMs: this.idempotencyTtlMs, maxEntries: 100_000 });
   }
 
@@ -136,8 +141,18 @@ export class RateLimiter {
     }, (outcome) => (outcome.overallCode === 'OK' ? 'ok' : 'over_limit'));
   }
 
-  /** Runs one call inside a trace span, and counts its outcome (errors included) for `domain`. */
+  /** Runs one call (inside a trace span when tracing), and counts its outcome (errors included) for `domain`. */
   private async observed<T>(spanName: string, domain: string, work: () => Promise<T>, outcomeOf: (result: T) => 'ok' | 'over_limit'): Promise<T> {
+    if (!this.tracing) {
+      try {
+        const result = await work();
+        this.observer.call(domain, outcomeOf(result));
+        return result;
+      } catch (error) {
+        this.observer.call(domain, 'error');
+        throw error;
+      }
+    }
     return tracer.startActiveSpan(spanName, { attributes: { 'ringlimit.domain': domain } }, async (span) => {
       try {
         const result = await work();
@@ -263,9 +278,26 @@ export class RateLimiter {
 
   /** `answerBy`: performance.now() time by which the store must have answered (a fallback decides after it). */
   private async decide(plans: readonly DescriptorPlan[], requestId: string | undefined, answerBy: number | undefined): Promise<DescriptorStatus[]> {
-    const keys = [...new Set(plans.flatMap((plan) => (plan.kind === 'limited' ? plan.limits.map((l) => l.bucketKey) : [])))];
+    const keys = bucketKeysOf(plans);
     if (keys.length === 0) return decideDescriptors(plans, new Map(), this.clock.nowMs()).statuses;
-    return this.queue.run(keys, () => this.decideAndCommit(plans, keys, requestId, answerBy));
+    const { store } = this;
+    if (store.commitNow !== undefined) {
+      // An in-process store decides synchronously: nothing can run between our read and write.
+      const prepared = this.prepareCommit(plans, keys, requestId);
+      return prepared.groups === undefined ? prepared.statuses : this.settle(plans, prepared, store.commitNow(prepared.groups, prepared.nowMs));
+    }
+    return this.queue.run(keys, async () => {
+      const prepared = this.prepareCommit(plans, keys, requestId);
+      if (prepared.groups === undefined) return prepared.statuses;
+      const commitOptions = answerBy === undefined ? {} : { timeoutMs: Math.max(0, answerBy - performance.now()) };
+      const { groups, nowMs } = prepared;
+      const outcomes = this.tracing
+        ? await tracer.startActiveSpan('ringlimit.store.commit', { attributes: { 'ringlimit.groups': groups.length } }, (span) =>
+            store.commit(groups, nowMs, commitOptions).finally(() => span.end()),
+          )
+        : await store.commit(groups, nowMs, commitOptions);
+      return this.settle(plans, prepared, outcomes);
+    });
   }
 
   /**
@@ -273,14 +305,9 @@ export class RateLimiter {
    * round trip, and an admission becomes a conditional write where this instance has lately been
    * the records' only writer. Every other group is sent for the store to decide. Either way, one
    * commit: a group whose version moved meanwhile is decided by the store in that same round
-   * trip, and its verdicts replace ours.
+   * trip, and its verdicts replace ours (settle).
    */
-  private async decideAndCommit(
-    plans: readonly DescriptorPlan[],
-    keys: readonly string[],
-    requestId: string | undefined,
-    answerBy: number | undefined,
-  ): Promise<DescriptorStatus[]> {
+  private prepareCommit(plans: readonly DescriptorPlan[], keys: readonly string[], requestId: string | undefined): PreparedCommit {
     const nowMs = this.clock.nowMs();
     const records = new Map<string, VersionedBucket | undefined>();
     const uncached = new Set<string>();
@@ -300,22 +327,25 @@ export class RateLimiter {
       const needsStore = requestId !== undefined || plan.limits.some(({ bucketKey }) => uncached.has(bucketKey));
       if (needsStore || this.fallback.owes(group)) storeDecides.add(group);
     }
-    const decidedHere = plans.map((plan) => (plan.kind === 'limited' && storeDecides.has(planGroup(plan)) ? NOT_DECIDED_HERE : plan));
+    const decidedHere = storeDecides.size === 0 ? plans : plans.map((plan) => (plan.kind === 'limited' && storeDecides.has(planGroup(plan)) ? NOT_DECIDED_HERE : plan));
     const local = decideDescriptors(decidedHere, records, nowMs);
     for (const write of local.writes) {
       if (shared.has(write.key)) storeDecides.add(bucketGroup(write.key));
     }
-    const writes = local.writes.filter((write) => !storeDecides.has(bucketGroup(write.key)));
+    const writes = storeDecides.size === 0 ? local.writes : local.writes.filter((write) => !storeDecides.has(bucketGroup(write.key)));
     const { statuses } = local;
-    if (writes.length === 0 && storeDecides.size === 0) return statuses;
+    if (writes.length === 0 && storeDecides.size === 0) return { statuses, nowMs, groups: undefined };
     const groups = commitGroups(plans, writes, {
       storeDecides,
       debitsOf: (group) => this.fallback.debitsFor(group),
       idempotency: requestId === undefined ? undefined : { requestId, ttlMs: this.idempotencyTtlMs },
     });
-    const outcomes = await tracer.startActiveSpan('ringlimit.store.commit', { attributes: { 'ringlimit.groups': groups.length } }, (span) =>
-      this.store.commit(groups, nowMs, answerBy === undefined ? {} : { timeoutMs: Math.max(0, answerBy - performance.now()) }).finally(() => span.end()),
-    );
+    return { statuses, nowMs, groups };
+  }
+
+  /** Takes the store's outcomes: our writes landed, or its verdicts replace ours, or a fallback decides. */
+  private settle(plans: readonly DescriptorPlan[], prepared: PreparedCommit, outcomes: readonly CommitOutcome[]): DescriptorStatus[] {
+    const { statuses, nowMs, groups = [] } = prepared;
     const doneAtMs = this.clock.nowMs();
     this.counters.groupsCommitted += groups.length;
     groups.forEach((group, groupIndex) => {
@@ -332,7 +362,7 @@ export class RateLimiter {
         }
         if (group.debits !== undefined) this.fallback.settle(group.id);
         this.applyVerdicts(plans, group, outcome.results, statuses);
-        this.rememberStoreRecords(group, outcome.results, conflicted, doneAtMs);
+        if (this.records.enabled) this.rememberStoreRecords(group, outcome.results, conflicted, doneAtMs);
         return;
       }
       this.counters.fallbackDecisions += group.requests.length;
@@ -420,6 +450,23 @@ function fingerprint(plans: readonly DescriptorPlan[]): string {
  */
 function storeBudgetMs(timeBudgetMs: number): number {
   return Math.max(0, Math.min(timeBudgetMs - 5, timeBudgetMs / 2));
+}
+
+/** Every bucket the plans use, each once. */
+function bucketKeysOf(plans: readonly DescriptorPlan[]): string[] {
+  const keys: string[] = [];
+  for (const plan of plans) {
+    if (plan.kind !== 'limited') continue;
+    for (const { bucketKey } of plan.limits) if (!keys.includes(bucketKey)) keys.push(bucketKey);
+  }
+  return keys;
+}
+
+/** What prepareCommit decided, and the groups (if any) the store must commit or decide. */
+interface PreparedCommit {
+  readonly statuses: DescriptorStatus[];
+  readonly nowMs: number;
+  readonly groups: PlannedCommitGroup[] | undefined;
 }
 
 /** Stands in for a descriptor the store will decide, so local decisions keep request order. */

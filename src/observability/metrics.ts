@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Attributes, Counter, Histogram, ObservableGauge } from '@opentelemetry/api';
+import type { Attributes, Histogram, Meter, ObservableGauge } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -18,6 +18,27 @@ const ROUND_TRIP_BOUNDS_SECONDS = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.
 const DRIFT_BOUNDS = [0.001, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1];
 
 /**
+ * A counter kept in plain numbers and handed to OpenTelemetry only when metrics are collected:
+ * counting on the request path is one Map lookup and an addition, with no attribute hashing.
+ */
+class LocalCounter {
+  private readonly series = new Map<string, { attributes: Attributes; value: number }>();
+
+  constructor(meter: Meter, name: string, description: string) {
+    meter.createObservableCounter(name, { description }).addCallback((result) => {
+      for (const { attributes, value } of this.series.values()) result.observe(value, attributes);
+    });
+  }
+
+  /** `key` identifies `attributes` (the caller joins their values, which it has at hand). */
+  add(key: string, attributes: () => Attributes, amount = 1): void {
+    const entry = this.series.get(key);
+    if (entry !== undefined) entry.value += amount;
+    else this.series.set(key, { attributes: attributes(), value: amount });
+  }
+}
+
+/**
  * ringlimit's metrics, with OpenTelemetry: scraped in Prometheus text at GET /metrics, and pushed
  * over OTLP when a collector is configured. Label values are bounded: domains are configured
  * ones (or 'unknown'), rules appear only with detailed_metric, shards and regions are few.
@@ -25,12 +46,12 @@ const DRIFT_BOUNDS = [0.001, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1];
 export class Metrics implements EngineObserver, StoreObserver {
   private readonly provider: MeterProvider;
   private readonly prometheus: PrometheusExporter;
-  private readonly requests: Counter;
-  private readonly verdicts: Counter;
-  private readonly conflicts: Counter;
-  private readonly fallbacks: Counter;
-  private readonly retries: Counter;
-  private readonly handoffs: Counter;
+  private readonly requests: LocalCounter;
+  private readonly verdicts: LocalCounter;
+  private readonly conflicts: LocalCounter;
+  private readonly fallbacks: LocalCounter;
+  private readonly retries: LocalCounter;
+  private readonly handoffs: LocalCounter;
   private readonly roundTrips: Histogram;
   private readonly drift: Histogram;
   private readonly lagGauge: ObservableGauge;
@@ -48,14 +69,12 @@ export class Metrics implements EngineObserver, StoreObserver {
       readers,
     });
     const meter = this.provider.getMeter('ringlimit');
-    this.requests = meter.createCounter('ringlimit_rate_requests', { description: 'Rate-limit calls (gRPC, /json, /rate) by domain and outcome (ok, over_limit, error)' });
-    this.verdicts = meter.createCounter('ringlimit_rate_allowed', {
-      description: 'Limited descriptors by verdict (outcome: allowed, over_limit, shadow); rule label only for rules with detailed_metric',
-    });
-    this.conflicts = meter.createCounter('ringlimit_version_conflicts', { description: 'Conditional writes whose version had moved (decided by the shard in the same round trip)' });
-    this.fallbacks = meter.createCounter('ringlimit_fallback_decisions', { description: 'Descriptors decided by a local fallback bucket because their shard did not answer' });
-    this.retries = meter.createCounter('ringlimit_store_retries', { description: 'Shard commands retried after a transient failure' });
-    this.handoffs = meter.createCounter('ringlimit_shard_handoffs', { description: 'Bucket groups handed off after a shard-list change (outcome: seeded, missed)' });
+    this.requests = new LocalCounter(meter, 'ringlimit_rate_requests', 'Rate-limit calls (gRPC, /json, /rate) by domain and outcome (ok, over_limit, error)');
+    this.verdicts = new LocalCounter(meter, 'ringlimit_rate_allowed', 'Limited descriptors by verdict (outcome: allowed, over_limit, shadow); rule label only for rules with detailed_metric');
+    this.conflicts = new LocalCounter(meter, 'ringlimit_version_conflicts', 'Conditional writes whose version had moved (decided by the shard in the same round trip)');
+    this.fallbacks = new LocalCounter(meter, 'ringlimit_fallback_decisions', 'Descriptors decided by a local fallback bucket because their shard did not answer');
+    this.retries = new LocalCounter(meter, 'ringlimit_store_retries', 'Shard commands retried after a transient failure');
+    this.handoffs = new LocalCounter(meter, 'ringlimit_shard_handoffs', 'Bucket groups handed off after a shard-list change (outcome: seeded, missed)');
     this.roundTrips = meter.createHistogram('ringlimit_store_round_trip_seconds', {
       description: 'Shard command round trips by shard, operation and outcome',
       unit: 's',
@@ -75,20 +94,19 @@ export class Metrics implements EngineObserver, StoreObserver {
   }
 
   call(domain: string, outcome: CallOutcome): void {
-    this.requests.add(1, { domain, outcome });
+    this.requests.add(`${domain}\0${outcome}`, () => ({ domain, outcome }));
   }
 
   descriptor(domain: string, verdict: DescriptorVerdict, rule: string | undefined): void {
-    const attributes: Attributes = rule === undefined ? { domain, outcome: verdict } : { domain, outcome: verdict, rule };
-    this.verdicts.add(1, attributes);
+    this.verdicts.add(`${domain}\0${verdict}\0${rule ?? ''}`, () => (rule === undefined ? { domain, outcome: verdict } : { domain, outcome: verdict, rule }));
   }
 
   versionConflict(): void {
-    this.conflicts.add(1);
+    this.conflicts.add('', () => ({}));
   }
 
   fallbackDecisions(count: number): void {
-    this.fallbacks.add(count);
+    this.fallbacks.add('', () => ({}), count);
   }
 
   cacheDrift(ratio: number): void {
@@ -100,11 +118,11 @@ export class Metrics implements EngineObserver, StoreObserver {
   }
 
   retry(shard: string): void {
-    this.retries.add(1, { shard });
+    this.retries.add(shard, () => ({ shard }));
   }
 
   handoff(outcome: 'seeded' | 'missed'): void {
-    this.handoffs.add(1, { outcome });
+    this.handoffs.add(outcome, () => ({ outcome }));
   }
 
   /** The heartbeat lag of region `from` as seen in region `to`. */

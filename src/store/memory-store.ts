@@ -50,6 +50,10 @@ export class MemoryBucketStore implements BucketStore {
   }
 
   async commit(groups: readonly CommitGroup[], nowMs: number): Promise<CommitOutcome[]> {
+    return this.commitNow(groups, nowMs);
+  }
+
+  commitNow(groups: readonly CommitGroup[], nowMs: number): CommitOutcome[] {
     const storeNowMs = this.clock.nowMs();
     const records: RecordAccess = {
       get: (key) => this.live(key, storeNowMs),
