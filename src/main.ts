@@ -2,6 +2,7 @@
 import cluster from 'node:cluster';
 import { Command } from 'commander';
 import { createApp } from './app';
+import { startBaselineServer } from './bench/baseline-servers';
 import { formatReport, runBench } from './bench/bench';
 import { runHttp2Load } from './bench/http2-load';
 import type { LoadMessage, LoadSpec } from './bench/load-types';
@@ -61,8 +62,9 @@ program
   .option('--connections <n>', 'HTTP/2 connections', '4')
   .option('--streams <n>', 'calls in flight per connection', '16')
   .option('--no-fixed-rate', 'skip the fixed-rate latency runs')
+  .option('--no-baselines', 'skip the rate-limiter-flexible and Lua token-bucket servers')
   .option('--no-progress', 'no progress bars')
-  .action(async (flags: { seconds: string; workloads: string; connections: string; streams: string; fixedRate: boolean; progress: boolean }) => {
+  .action(async (flags: { seconds: string; workloads: string; connections: string; streams: string; fixedRate: boolean; baselines: boolean; progress: boolean }) => {
     const workloads = flags.workloads.split(',').map((name) => name.trim());
     const unknown = workloads.filter((name) => !(WORKLOAD_NAMES as readonly string[]).includes(name));
     if (unknown.length > 0) throw new Error(`--workloads: unknown ${unknown.join(', ')}; choose from ${WORKLOAD_NAMES.join(', ')}`);
@@ -75,6 +77,7 @@ program
       fixedRate: flags.fixedRate,
       progress: flags.progress && process.stderr.isTTY === true,
       environment: process.env,
+      baselines: flags.baselines,
     });
     for (const line of formatReport(report)) console.log(line);
     console.log(`BENCH_JSON ${JSON.stringify(report)}`);
@@ -87,6 +90,18 @@ program
     const { port, server } = await startNoopServer(0);
     console.log(JSON.stringify({ msg: 'no-op server listening', port }));
     process.on('SIGTERM', () => server.tryShutdown(() => process.exit(0)));
+  });
+
+program
+  .command('bench-baseline', { hidden: true })
+  .description("the bench's baseline servers")
+  .argument('<kind>', 'rate-limiter-flexible or lua-token-bucket')
+  .argument('<shards>', 'comma-separated redis:// URLs')
+  .action(async (kind: string, shards: string) => {
+    if (kind !== 'rate-limiter-flexible' && kind !== 'lua-token-bucket') throw new Error(`unknown baseline ${kind}`);
+    const { port, stop } = await startBaselineServer(kind, shards.split(','));
+    console.log(JSON.stringify({ msg: 'baseline server listening', port }));
+    process.on('SIGTERM', () => void stop().then(() => process.exit(0)));
   });
 
 program

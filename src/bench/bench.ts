@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import { h2loadAvailable, runH2load } from './h2load';
 import type { LoadResult, LoadSpec } from './load-types';
-import { redisAvailable, runLoadInChild, startNoop, startRedisShards, startRingLimit, type RedisShards, type Running } from './processes';
+import { redisAvailable, runLoadInChild, startBaseline, startNoop, startRedisShards, startRingLimit, type RedisShards, type Running } from './processes';
 import { BENCH_RULES, WORKLOAD_TITLES, type WorkloadName } from './workloads';
 
 export interface BenchOptions {
@@ -20,6 +20,8 @@ export interface BenchOptions {
   readonly progress: boolean;
   /** The environment the servers start from (PATH and the like). */
   readonly environment: NodeJS.ProcessEnv;
+  /** Also the alternatives a Node user would write (rate-limiter-flexible, a Lua token bucket), on the same shards. */
+  readonly baselines: boolean;
 }
 
 export interface BenchRow {
@@ -72,14 +74,23 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   let shards: RedisShards | undefined;
   if (redisAvailable()) shards = await startRedisShards(3);
   else notes.push('redis-server not installed: no Redis rows');
+  const redisTargets = (redis: RedisShards): Target[] => {
+    const shardList = redis.urls.map((url, index) => `shard-${index}=${url}`).join(',');
+    const ringlimitOn = (workers: number): Target => ({
+      name: workers === 1 ? 'redis x3' : `redis x3, ${workers} workers`,
+      shards: redis,
+      start: () => startRingLimit(options.environment, { CONFIG_DIR: configDir, REDIS_SHARDS: shardList }, workers),
+    });
+    const baselines: Target[] = options.baselines
+      ? (['rate-limiter-flexible', 'lua-token-bucket'] as const).map((kind) => ({ name: kind, shards: redis, start: () => startBaseline(options.environment, kind, redis.urls) }))
+      : [];
+    return [ringlimitOn(1), ...(options.workers > 1 ? [ringlimitOn(options.workers)] : []), ...baselines];
+  };
   const targets: Target[] = [
     { name: 'no-op', start: () => startNoop(options.environment) },
-    ...(options.workers > 1 ? [] : [{ name: 'memory', start: () => startRingLimit(options.environment, { CONFIG_DIR: configDir }, 1) }]),
-    ...(shards === undefined
-      ? []
-      : [{ name: 'redis x3', shards, start: () => startRingLimit(options.environment, { CONFIG_DIR: configDir, REDIS_SHARDS: shards.urls.map((url, index) => `shard-${index}=${url}`).join(',') }, options.workers) }]),
+    { name: 'memory', start: () => startRingLimit(options.environment, { CONFIG_DIR: configDir }, 1) },
+    ...(shards === undefined ? [] : redisTargets(shards)),
   ];
-  if (options.workers > 1) notes.push(`WORKERS=${options.workers}: the memory store is per process, so only Redis rows`);
   const rows: BenchRow[] = [];
   const noopRow = (workload: WorkloadName, mode: BenchRow['mode']): BenchRow | undefined =>
     rows.find((row) => row.target === 'no-op' && row.workload === workload && row.mode === mode);
@@ -103,6 +114,15 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   } finally {
     await shards?.stop();
     await rm(workDir, { recursive: true, force: true });
+  }
+  if (options.workers > 1) {
+    for (const workload of options.workloads) {
+      const one = rows.find((row) => row.target === 'redis x3' && row.workload === workload && row.mode === 'closed-loop');
+      const many = rows.find((row) => row.target === `redis x3, ${options.workers} workers` && row.workload === workload && row.mode === 'closed-loop');
+      if (one !== undefined && many !== undefined) {
+        notes.push(`scaling, ${WORKLOAD_TITLES[workload]}: ${options.workers} workers ${(many.result.requestsPerSecond / one.result.requestsPerSecond).toFixed(2)}x one worker`);
+      }
+    }
   }
   return {
     startedAt: new Date().toISOString(),

@@ -52,6 +52,11 @@ export function startRingLimit(baseEnv: NodeJS.ProcessEnv, env: Record<string, s
   return startServerProcess(['serve'], { ...baseEnv, ...settings }, 'gRPC server listening');
 }
 
+/** A baseline server (bench/baseline-servers.ts) on the given shards. */
+export function startBaseline(baseEnv: NodeJS.ProcessEnv, kind: string, shardUrls: readonly string[]): Promise<Running> {
+  return startServerProcess(['bench-baseline', kind, shardUrls.join(',')], baseEnv, 'baseline server listening');
+}
+
 export function startNoop(baseEnv: NodeJS.ProcessEnv): Promise<Running> {
   return startServerProcess(['bench-noop'], baseEnv, 'no-op server listening');
 }
@@ -96,19 +101,10 @@ export interface RedisShards {
 export async function startRedisShards(count: number): Promise<RedisShards> {
   const ports = await Promise.all(Array.from({ length: count }, freePort));
   const children = ports.map((port) => spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' }));
-  const clients = ports.map((port) => new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => 50 }));
-  for (const client of clients) {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await client.connect();
-        await client.ping();
-        break;
-      } catch (error) {
-        if (attempt > 50) throw error;
-        await new Promise((resolveWait) => setTimeout(resolveWait, 50));
-      }
-    }
-  }
+  // Queued until each server listens (it may take a moment to start): the first PING answers once it does.
+  const clients = ports.map((port) => new Redis({ port, host: '127.0.0.1', retryStrategy: () => 50 }));
+  for (const client of clients) client.on('error', () => undefined);
+  await Promise.all(clients.map((client) => client.ping()));
   return {
     urls: ports.map((port) => `redis://127.0.0.1:${port}`),
     async commandCalls() {

@@ -27,6 +27,11 @@ export class BucketQueue {
     }
   }
 
+  /** Whether work is queued or running on any of `keys`. */
+  busy(keys: readonly string[]): boolean {
+    return keys.some((key) => this.tails.has(key));
+  }
+
   /** Keys with work queued or running (for tests and gauges). */
   get activeKeys(): number {
     return this.tails.size;

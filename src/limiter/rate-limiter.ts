@@ -102,6 +102,8 @@ export class RateLimiter {
   private readonly overrides = new OverrideSet();
   private readonly observer: EngineObserver;
   private readonly tracing: boolean;
+  /** Calls waiting for the commit in flight on their buckets, by bucket list. */
+  private readonly waiting = new Map<string, WaitingBatch>();
   private readonly idempotencyTtlMs: number;
   private readonly fallback = new FallbackBuckets(100_000);
   readonly counters: EngineCounters = { decisions: 0, groupsCommitted: 0, versionConflicts: 0, fallbackDecisions: 0 };
@@ -286,18 +288,43 @@ export class RateLimiter {
       const prepared = this.prepareCommit(plans, keys, requestId);
       return prepared.groups === undefined ? prepared.statuses : this.settle(plans, prepared, store.commitNow(prepared.groups, prepared.nowMs));
     }
-    return this.queue.run(keys, async () => {
-      const prepared = this.prepareCommit(plans, keys, requestId);
-      if (prepared.groups === undefined) return prepared.statuses;
-      const commitOptions = answerBy === undefined ? {} : { timeoutMs: Math.max(0, answerBy - performance.now()) };
-      const { groups, nowMs } = prepared;
-      const outcomes = this.tracing
-        ? await tracer.startActiveSpan('ringlimit.store.commit', { attributes: { 'ringlimit.groups': groups.length } }, (span) =>
-            store.commit(groups, nowMs, commitOptions).finally(() => span.end()),
-          )
-        : await store.commit(groups, nowMs, commitOptions);
-      return this.settle(plans, prepared, outcomes);
-    });
+    // Calls for buckets with a commit in flight wait for it, then go together in the next one.
+    if (requestId === undefined && this.queue.busy(keys)) return this.joinBatch(keys, plans, answerBy);
+    return this.queue.run(keys, () => this.commitPlans(plans, keys, requestId, answerBy));
+  }
+
+  /** Adds a call to the batch waiting on the same buckets (starting one if none waits); resolves with the call's own statuses. */
+  private async joinBatch(keys: readonly string[], plans: readonly DescriptorPlan[], answerBy: number | undefined): Promise<DescriptorStatus[]> {
+    const signature = keys.join('\n');
+    let batch = this.waiting.get(signature);
+    if (batch === undefined) {
+      const started: WaitingBatch = { members: [], answerBy, statuses: Promise.resolve([]) };
+      started.statuses = this.queue.run(keys, () => {
+        // Later calls start the next batch; this one is complete from here on.
+        this.waiting.delete(signature);
+        return this.commitPlans(started.members.flat(), keys, undefined, started.answerBy);
+      });
+      this.waiting.set(signature, started);
+      batch = started;
+    }
+    const offset = batch.members.reduce((sum, member) => sum + member.length, 0);
+    batch.members.push(plans);
+    if (answerBy !== undefined) batch.answerBy = Math.min(batch.answerBy ?? answerBy, answerBy);
+    return (await batch.statuses).slice(offset, offset + plans.length);
+  }
+
+  /** One commit for `plans` (one call's, or a batch's in order), within the store's time budget. */
+  private async commitPlans(plans: readonly DescriptorPlan[], keys: readonly string[], requestId: string | undefined, answerBy: number | undefined): Promise<DescriptorStatus[]> {
+    const prepared = this.prepareCommit(plans, keys, requestId);
+    if (prepared.groups === undefined) return prepared.statuses;
+    const commitOptions = answerBy === undefined ? {} : { timeoutMs: Math.max(0, answerBy - performance.now()) };
+    const { groups, nowMs } = prepared;
+    const outcomes = this.tracing
+      ? await tracer.startActiveSpan('ringlimit.store.commit', { attributes: { 'ringlimit.groups': groups.length } }, (span) =>
+          this.store.commit(groups, nowMs, commitOptions).finally(() => span.end()),
+        )
+      : await this.store.commit(groups, nowMs, commitOptions);
+    return this.settle(plans, prepared, outcomes);
   }
 
   /**
@@ -460,6 +487,15 @@ function bucketKeysOf(plans: readonly DescriptorPlan[]): string[] {
     for (const { bucketKey } of plan.limits) if (!keys.includes(bucketKey)) keys.push(bucketKey);
   }
   return keys;
+}
+
+/** Calls that wait for the same buckets and will be decided together in one commit. */
+interface WaitingBatch {
+  /** Each call's plans, in arrival order. */
+  readonly members: (readonly DescriptorPlan[])[];
+  /** The earliest deadline among them. */
+  answerBy: number | undefined;
+  statuses: Promise<DescriptorStatus[]>;
 }
 
 /** What prepareCommit decided, and the groups (if any) the store must commit or decide. */

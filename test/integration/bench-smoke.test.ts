@@ -9,7 +9,7 @@ const CLI = join(REPO_ROOT, 'build', 'src', 'main.js');
 describe('ringlimit bench (smoke run)', function () {
   this.timeout(60_000);
 
-  it('measures the no-op server, the memory store and Redis shards, and prints a table and a JSON line', () => {
+  it('measures the no-op server, the memory store, Redis shards and the two baselines, and prints a table and a JSON line', () => {
     const run = spawnSync(process.execPath, [CLI, 'bench', '--seconds', '1', '--workloads', 'hot,uniform_1k', '--connections', '1', '--streams', '4', '--no-fixed-rate'], {
       encoding: 'utf8',
       timeout: 55_000,
@@ -21,13 +21,13 @@ describe('ringlimit bench (smoke run)', function () {
     assert.ok(json, run.stdout);
     const report = JSON.parse(json.slice('BENCH_JSON '.length)) as { rows: { target: string; workload: string; vsNoop?: number; result: { requests: number; requestsPerSecond: number; p99Ms: number }; redisRoundTripsPerDecision?: number }[]; generators: Record<string, string> };
     const targets = new Set(report.rows.map((row) => row.target));
-    assert.deepEqual([...targets], ['no-op', 'memory', 'redis x3']);
+    assert.deepEqual([...targets], ['no-op', 'memory', 'redis x3', 'rate-limiter-flexible', 'lua-token-bucket']);
     for (const row of report.rows) {
       assert.ok(row.result.requests > 0, `${row.target}/${row.workload} answered calls`);
       assert.ok(row.result.p99Ms > 0);
       assert.ok(row.vsNoop !== undefined && row.vsNoop > 0);
     }
-    assert.ok(report.rows.filter((row) => row.target === 'redis x3').every((row) => (row.redisRoundTripsPerDecision ?? -1) >= 0));
+    assert.ok(report.rows.filter((row) => row.target !== 'no-op' && row.target !== 'memory').every((row) => (row.redisRoundTripsPerDecision ?? -1) >= 0));
     assert.equal(report.generators.uniform_1k, 'node:http2', 'h2load cannot vary the body: many keys use the built-in generator');
     assert.match(run.stdout, /^target +workload +mode +generator +req\/s/m);
   });

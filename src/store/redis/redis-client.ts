@@ -29,6 +29,8 @@ export function createShardClient(options: RedisClientOptions): ShardClient {
   const redisOptions: RedisOptions = {
     lazyConnect: true,
     enableOfflineQueue: false,
+    // Commands issued in the same tick (many calls, many shards) go out in one write.
+    enableAutoPipelining: true,
     maxRetriesPerRequest: 1,
     commandTimeout: options.commandTimeoutMs,
     connectTimeout: 2000,
