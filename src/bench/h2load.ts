@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { build } from 'hdr-histogram-js';
+import { latencyHistogram, loadResult } from './latency';
 import type { LoadResult, LoadSpec } from './load-types';
 import { workloadFrames } from './workloads';
 
@@ -44,23 +44,12 @@ export async function runH2load(spec: LoadSpec, workDir: string, onProgress: (se
   const finished = /finished in ([\d.]+)(m?s), ([\d.]+) req\/s/.exec(output);
   const counts = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(output);
   if (finished === null || counts === null) throw new Error(`unexpected h2load output: ${output.slice(-500)}`);
-  const histogram = build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const histogram = latencyHistogram();
   for (const line of (await readFile(logFile, 'utf8')).split('\n')) {
     const [, status, micros] = line.split('\t');
     if (status === '200' && micros !== undefined) histogram.recordValue(Math.max(1, Number(micros)));
   }
   const seconds = Number(finished[1]) / (finished[2] === 'ms' ? 1000 : 1);
   const succeeded = Number(counts[4]);
-  const result: LoadResult = {
-    generator: 'h2load',
-    requests: succeeded,
-    errors: Number(counts[5]) + Number(counts[6]) + Number(counts[7]),
-    seconds,
-    requestsPerSecond: succeeded / seconds,
-    p50Ms: histogram.getValueAtPercentile(50) / 1000,
-    p99Ms: histogram.getValueAtPercentile(99) / 1000,
-    p999Ms: histogram.getValueAtPercentile(99.9) / 1000,
-  };
-  histogram.destroy();
-  return result;
+  return loadResult('h2load', { requests: succeeded, errors: Number(counts[5]) + Number(counts[6]) + Number(counts[7]), seconds }, histogram);
 }

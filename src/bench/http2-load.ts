@@ -1,5 +1,5 @@
 import { connect, constants, type ClientHttp2Session } from 'node:http2';
-import { build } from 'hdr-histogram-js';
+import { latencyHistogram, loadResult } from './latency';
 import type { LoadResult, LoadSpec } from './load-types';
 import { workloadFrames } from './workloads';
 
@@ -21,7 +21,7 @@ const HEADERS = {
  */
 export async function runHttp2Load(spec: LoadSpec, onProgress: (sent: number) => void): Promise<LoadResult> {
   const frames = workloadFrames(spec.workload);
-  const histogram = build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const histogram = latencyHistogram();
   const sessions: ClientHttp2Session[] = await Promise.all(
     Array.from({ length: spec.connections }, () => new Promise<ClientHttp2Session>((resolveSession, reject) => {
       const session = connect(`http://127.0.0.1:${spec.port}`);
@@ -81,18 +81,7 @@ export async function runHttp2Load(spec: LoadSpec, onProgress: (sent: number) =>
     for (const session of sessions) session.close();
   }
   const elapsedSeconds = (performance.now() - startedAt) / 1000;
-  const result: LoadResult = {
-    generator: 'node:http2',
-    requests: ok,
-    errors,
-    seconds: elapsedSeconds,
-    requestsPerSecond: ok / elapsedSeconds,
-    p50Ms: histogram.getValueAtPercentile(50) / 1000,
-    p99Ms: histogram.getValueAtPercentile(99) / 1000,
-    p999Ms: histogram.getValueAtPercentile(99.9) / 1000,
-  };
-  histogram.destroy();
-  return result;
+  return loadResult('node:http2', { requests: ok, errors, seconds: elapsedSeconds }, histogram);
 }
 
 /** Starts `send` at `ratePerSecond` on average until `endAt`, catching up after a late timer. */
