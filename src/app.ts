@@ -59,6 +59,19 @@ const OVERRIDE_REFRESH_MS = 1000;
 /** How often each instance stamps its heartbeat on every shard (replication lag). */
 const HEARTBEAT_INTERVAL_MS = 1000;
 
+/** A secret from a file (a mounted Kubernetes secret): its first line, without the newline editors add. */
+function readSecret(setting: string, path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new SettingsError(setting, `cannot read ${path}: ${errorMessage(error)}`);
+  }
+  const secret = text.split(/\r?\n/)[0] ?? '';
+  if (secret === '') throw new SettingsError(setting, `${path} is empty`);
+  return secret;
+}
+
 /** The servers' PEM files, read once at start; an unreadable one stops the start naming its setting. */
 function readServerTls(files: TlsFiles | undefined): ServerTls | undefined {
   if (files === undefined) return undefined;
@@ -105,8 +118,9 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
   const shardFile = settings.redisShardsFile === undefined ? undefined : new ShardListFile(settings.redisShardsFile);
   /** The shard clients in use, with the URL each was made for, so a reload reuses unchanged ones. */
   let shardUrls = new Map<string, string>();
+  const redisPassword = settings.redisPasswordFile === undefined ? undefined : readSecret('REDIS_PASSWORD_FILE', settings.redisPasswordFile);
   const connect = (shards: readonly ShardSetting[]): Promise<Map<string, ShardClient>> =>
-    connectShards({ shards, commandTimeoutMs: settings.redisCommandTimeoutMs, tlsCaFile: settings.redisTlsCaFile, logger });
+    connectShards({ shards, commandTimeoutMs: settings.redisCommandTimeoutMs, tlsCaFile: settings.redisTlsCaFile, password: redisPassword, logger });
 
   const createStore = async (observer: StoreObserver): Promise<{ store: BucketStore; kind: string }> => {
     if (overrides.store !== undefined) return { store: overrides.store, kind: 'custom' };
@@ -168,6 +182,7 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
     counters: () => running?.limiter.counters,
     async start() {
       const tls = readServerTls(settings.tls);
+      const adminToken = settings.adminTokenFile === undefined ? settings.adminToken : readSecret('ADMIN_TOKEN_FILE', settings.adminTokenFile);
       await rules.start();
       const stopTracing = settings.otlpEndpoint === undefined ? undefined : startTracing({ region: settings.region });
       const metrics = new Metrics({ region: settings.region, otlpEndpoint: settings.otlpEndpoint });
@@ -183,6 +198,7 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
         idempotencyTtlMs: settings.idempotencyTtlMs,
         observer: metrics,
         tracing: stopTracing !== undefined,
+        limits: settings.requestLimits,
       });
       const controlPlane = new ControlPlane(limiter, store instanceof RedisShardStore ? new RedisOverrideStore(store) : new MemoryOverrideStore(), clock);
       const grpc = new GrpcServer({
@@ -191,6 +207,7 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
         rls: createRlsHandlers({ decider: limiter, logger }),
         logger,
         tls,
+        maxMessageBytes: settings.grpcMaxMessageBytes,
       });
 
       let storeHealth: HealthReport['store'] = { kind, ok: false, shards: [] };
@@ -220,7 +237,7 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
         maxBodyBytes: settings.httpMaxBodyBytes,
         logger,
         tls,
-        routes: httpRoutes({ limiter, controlPlane, metrics, health: checkHealth, adminToken: settings.adminToken, describeRules: () => describeLoadedRules(rules) }),
+        routes: httpRoutes({ limiter, controlPlane, metrics, health: checkHealth, adminToken, describeRules: () => describeLoadedRules(rules) }),
       });
       const timers: NodeJS.Timeout[] = [];
       running = { store, limiter, grpc, http, timers, metrics, stopTracing };
@@ -251,7 +268,7 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
       if (shardFile !== undefined) every(1000, () => reloadShardsLogged(store), 'shard list reload');
       const grpcPort = await grpc.start();
       const httpPort = await http.start();
-      logger.info({ grpcPort, httpPort, configDir: settings.configDir, store: kind, shards: [...shardUrls.keys()], admin: settings.adminToken !== undefined }, 'ringlimit serving');
+      logger.info({ grpcPort, httpPort, configDir: settings.configDir, store: kind, shards: [...shardUrls.keys()], admin: adminToken !== undefined }, 'ringlimit serving');
       return { grpcPort, httpPort };
     },
     async reload() {

@@ -159,3 +159,11 @@ export function tlsMode(tls: ServerTls | undefined): 'plaintext' | 'tls' | 'mtls
   if (tls === undefined) return 'plaintext';
   return tls.clientCa === undefined ? 'tls' : 'mtls';
 }
+
+/** The largest request the engine decides; anything larger is refused before any bucket is touched. */
+export interface RequestLimits {
+  readonly maxDescriptors: number;
+  readonly maxEntriesPerDescriptor: number;
+  /** Characters in a domain, an entry key or value, a bucket id or a request id. */
+  readonly maxValueLength: number;
+}

@@ -10,6 +10,7 @@ import {
   type EngineObserver,
   type Limit,
   type NamedLimit,
+  type RequestLimits,
   type Clock,
   type Code,
   type CommitOutcome,
@@ -49,7 +50,11 @@ export interface RateLimiterOptions {
   readonly observer?: EngineObserver | undefined;
   /** Trace spans around calls and commits; off unless a trace exporter is set up (they cost even as no-ops). */
   readonly tracing?: boolean | undefined;
+  /** Largest request decided; the defaults are the settings' defaults. */
+  readonly limits?: RequestLimits | undefined;
 }
+
+const DEFAULT_LIMITS: RequestLimits = Object.freeze({ maxDescriptors: 64, maxEntriesPerDescriptor: 32, maxValueLength: 1024 });
 
 const UNOBSERVED: EngineObserver = Object.freeze({ call() {}, descriptor() {}, versionConflict() {}, fallbackDecisions() {}, cacheDrift() {} });
 const tracer = trace.getTracer('ringlimit');
@@ -102,6 +107,7 @@ export class RateLimiter {
   private readonly overrides = new OverrideSet();
   private readonly observer: EngineObserver;
   private readonly tracing: boolean;
+  private readonly limits: RequestLimits;
   /** Calls waiting for the commit in flight on their buckets, by bucket list. */
   private readonly waiting = new Map<string, WaitingBatch>();
   private readonly idempotencyTtlMs: number;
@@ -118,6 +124,7 @@ export class RateLimiter {
     this.idempotencyTtlMs = options.idempotencyTtlMs ?? 0;
     this.observer = options.observer ?? UNOBSERVED;
     this.tracing = options.tracing ?? false;
+    this.limits = options.limits ?? DEFAULT_LIMITS;
     this.answers = new ExpiringCache({ ttlMs: this.idempotencyTtlMs, maxEntries: 100_000 });
   }
 
@@ -129,6 +136,7 @@ export class RateLimiter {
       if (query.descriptors.length === 0) {
         throw new InvalidRequestError('descriptors', 'rate limit descriptor list must not be empty');
       }
+      this.checkSize(query);
       if (rules === undefined) throw new NoConfigLoadedError();
       const plans = this.overrides.apply(planDescriptors(query, rules.domains.get(query.domain)), this.clock.nowMs());
       const statuses = await this.decidePlans(query.domain, plans, query.requestId, query.timeBudgetMs);
@@ -239,8 +247,25 @@ export class RateLimiter {
     this.overrides.replace(overrides);
   }
 
+  /** Refuses a request larger than the limits, naming the first field over, before any bucket is touched. */
+  private checkSize(query: RateLimitQuery): void {
+    const { maxDescriptors, maxEntriesPerDescriptor, maxValueLength } = this.limits;
+    if (query.descriptors.length > maxDescriptors) throw new InvalidRequestError('descriptors', `at most ${maxDescriptors} descriptors per request (got ${query.descriptors.length})`);
+    if (query.domain.length > maxValueLength) throw new InvalidRequestError('domain', `must be at most ${maxValueLength} characters`);
+    query.descriptors.forEach((descriptor, index) => {
+      if (descriptor.entries.length > maxEntriesPerDescriptor) {
+        throw new InvalidRequestError(`descriptors[${index}].entries`, `at most ${maxEntriesPerDescriptor} entries per descriptor (got ${descriptor.entries.length})`);
+      }
+      descriptor.entries.forEach((entry, entryIndex) => {
+        if (entry.key.length > maxValueLength) throw new InvalidRequestError(`descriptors[${index}].entries[${entryIndex}].key`, `must be at most ${maxValueLength} characters`);
+        if (entry.value.length > maxValueLength) throw new InvalidRequestError(`descriptors[${index}].entries[${entryIndex}].value`, `must be at most ${maxValueLength} characters`);
+      });
+    });
+  }
+
   private bucketPlan(request: BucketRateRequest): DescriptorPlan & { kind: 'limited' } {
     if (request.bucketId === '') throw new InvalidRequestError('bucket_id', 'must not be empty');
+    if (request.bucketId.length > this.limits.maxValueLength) throw new InvalidRequestError('bucket_id', `must be at most ${this.limits.maxValueLength} characters`);
     if (!Number.isSafeInteger(request.capacity) || request.capacity < 1 || request.capacity > MAX_UINT32) {
       throw new InvalidRequestError('capacity', `must be a whole number from 1 to ${MAX_UINT32}`);
     }

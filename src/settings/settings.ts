@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { SettingsError } from '../core';
+import { SettingsError, type RequestLimits } from '../core';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
@@ -60,6 +60,13 @@ export interface Settings {
   readonly region: string;
   /** Processes serving the same ports (node:cluster); more than 1 needs a shared (Redis) store. */
   readonly workers: number;
+  /** Largest gRPC message accepted (RESOURCE_EXHAUSTED beyond). */
+  readonly grpcMaxMessageBytes: number;
+  readonly requestLimits: RequestLimits;
+  /** A file holding the admin token (Kubernetes secret), instead of ADMIN_TOKEN. */
+  readonly adminTokenFile: string | undefined;
+  /** A file holding the password for shards whose URL has none. */
+  readonly redisPasswordFile: string | undefined;
 }
 
 /** Command-line flags; each wins over its environment variable. */
@@ -110,7 +117,22 @@ export function loadSettings(env: Environment, flags: SettingsFlags = {}): Setti
     idempotencyTtlMs: parseNonNegativeInt('IDEMPOTENCY_TTL_MS', read('IDEMPOTENCY_TTL_MS'), 60_000),
     region: read('REGION') ?? 'local',
     workers: parseWorkers(read),
+    grpcMaxMessageBytes: parsePositiveInt('GRPC_MAX_MESSAGE_BYTES', read('GRPC_MAX_MESSAGE_BYTES'), 1_048_576),
+    requestLimits: Object.freeze({
+      maxDescriptors: parsePositiveInt('MAX_DESCRIPTORS_PER_REQUEST', read('MAX_DESCRIPTORS_PER_REQUEST'), 64),
+      maxEntriesPerDescriptor: parsePositiveInt('MAX_ENTRIES_PER_DESCRIPTOR', read('MAX_ENTRIES_PER_DESCRIPTOR'), 32),
+      maxValueLength: parsePositiveInt('MAX_VALUE_LENGTH', read('MAX_VALUE_LENGTH'), 1024),
+    }),
+    adminTokenFile: secretFile(read, 'ADMIN_TOKEN'),
+    redisPasswordFile: read('REDIS_PASSWORD_FILE'),
   });
+}
+
+/** NAME_FILE: a secret read from a file; not together with NAME itself. */
+function secretFile(read: (name: string) => string | undefined, name: string): string | undefined {
+  const file = read(`${name}_FILE`);
+  if (file !== undefined && read(name) !== undefined) throw new SettingsError(`${name}_FILE`, `set either ${name} or ${name}_FILE, not both`);
+  return file;
 }
 
 /** WORKERS: a memory store is per process, so several workers would each enforce the whole limit. */

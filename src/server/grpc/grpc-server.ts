@@ -4,8 +4,9 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as HEALTH_PROTO_PATH } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import { tlsMode, type ServerTls } from '../../core';
-import { RateLimitServiceService, type RateLimitServiceServer } from '../../generated/envoy/service/ratelimit/v3/rls';
+import type { RateLimitServiceServer } from '../../generated/envoy/service/ratelimit/v3/rls';
 import { PROTO_ROOT, RLS_PROTO_FILES } from './proto-files';
+import { RLS_SERVICE_DEFINITION } from './rls-service';
 
 /** Health service names answered: overall, envoyproxy/ratelimit's name, and the RLS service. */
 export const HEALTH_SERVICE_NAMES: readonly string[] = ['', 'ratelimit', 'envoy.service.ratelimit.v3.RateLimitService'];
@@ -17,6 +18,8 @@ export interface GrpcServerOptions {
   readonly logger: Logger;
   /** TLS (and mTLS with a client CA); absent = plaintext. */
   readonly tls?: ServerTls | undefined;
+  /** Largest message accepted; grpc-js answers RESOURCE_EXHAUSTED beyond it. */
+  readonly maxMessageBytes?: number | undefined;
 }
 
 /** grpc-js server carrying RLS v3, grpc.health.v1 and server reflection (v1 and v1alpha). */
@@ -37,8 +40,8 @@ export class GrpcServer {
       tls === undefined ? ServerCredentials.createInsecure() : ServerCredentials.createSsl(tls.clientCa ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.clientCa !== undefined);
     this.port = options.port;
     this.logger = options.logger.child({ component: 'grpc-server' });
-    this.server = new Server({ 'grpc.max_concurrent_streams': 1000 });
-    this.server.addService(RateLimitServiceService, options.rls);
+    this.server = new Server({ 'grpc.max_concurrent_streams': 1000, 'grpc.max_receive_message_length': options.maxMessageBytes ?? 1_048_576 });
+    this.server.addService(RLS_SERVICE_DEFINITION, options.rls);
     this.health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICE_NAMES.map((name) => [name, 'NOT_SERVING'])));
     this.health.addToServer(this.server);
     const described = loadSync([...RLS_PROTO_FILES, HEALTH_PROTO_PATH], { includeDirs: [PROTO_ROOT], keepCase: true });

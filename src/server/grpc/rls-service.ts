@@ -12,9 +12,10 @@ import {
 } from '../../core';
 import { RateLimitUnit } from '../../generated/envoy/type/v3/ratelimit_unit';
 import {
+  RateLimitRequest,
   RateLimitResponse_Code,
   RateLimitResponse_RateLimit_Unit,
-  type RateLimitRequest,
+  RateLimitServiceService,
   type RateLimitResponse,
   type RateLimitResponse_DescriptorStatus,
   type RateLimitServiceServer,
@@ -125,11 +126,35 @@ function timeLeftMs(deadline: Date | number): number | undefined {
   return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
 }
 
+/** A message that did not decode as a RateLimitRequest: answered INVALID_ARGUMENT, where grpc-js would say INTERNAL. */
+export class MalformedRequest {
+  constructor(readonly reason: string) {}
+}
+
+/** RLS v3 as generated, except that a request that does not decode reaches the handler as a MalformedRequest. */
+export const RLS_SERVICE_DEFINITION = {
+  shouldRateLimit: {
+    ...RateLimitServiceService.shouldRateLimit,
+    requestDeserialize: (value: Buffer): RateLimitRequest => {
+      try {
+        return RateLimitRequest.decode(value);
+      } catch (error) {
+        return new MalformedRequest(errorMessage(error)) as unknown as RateLimitRequest;
+      }
+    },
+  },
+} as const;
+
 export function createRlsHandlers(options: { decider: RateLimitDecider; logger: Logger }): RateLimitServiceServer {
   const { decider } = options;
   const logger = options.logger.child({ component: 'rls-service' });
   return {
     shouldRateLimit(call: ServerUnaryCall<RateLimitRequest, RateLimitResponse>, callback: sendUnaryData<RateLimitResponse>) {
+      if ((call.request as unknown) instanceof MalformedRequest) {
+        const { reason } = call.request as unknown as MalformedRequest;
+        callback({ code: GrpcStatus.INVALID_ARGUMENT, details: `the message is not a valid RateLimitRequest: ${reason}` });
+        return;
+      }
       let query: RateLimitQuery;
       try {
         const [requestId] = call.metadata.get('x-request-id');

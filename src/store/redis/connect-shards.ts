@@ -11,6 +11,8 @@ export interface ConnectShardsOptions {
   readonly shards: readonly ShardAddress[];
   readonly commandTimeoutMs: number;
   readonly tlsCaFile?: string | undefined;
+  /** For shards whose URL has no password. */
+  readonly password?: string | undefined;
   readonly logger: Logger;
 }
 
@@ -27,7 +29,7 @@ export async function connectShards(options: ConnectShardsOptions): Promise<Map<
   // ioredis reports a refused AUTH on its 'error' event; connect() only says the connection closed.
   const lastErrors = new Map<string, unknown>();
   for (const { name, url } of options.shards) {
-    const client = createShardClient({ url, commandTimeoutMs: options.commandTimeoutMs, tlsCaFile: options.tlsCaFile });
+    const client = createShardClient({ url, commandTimeoutMs: options.commandTimeoutMs, tlsCaFile: options.tlsCaFile, password: options.password });
     let up = false;
     client.on('ready', () => {
       if (!up) logger.info({ shard: name, url: redactRedisUrl(url) }, 'shard connected');

@@ -8,6 +8,8 @@ export interface RedisClientOptions {
   readonly commandTimeoutMs: number;
   /** PEM bundle trusted for rediss:// shards with a private CA. */
   readonly tlsCaFile?: string | undefined;
+  /** Password for a shard whose URL carries none (REDIS_PASSWORD_FILE). */
+  readonly password?: string | undefined;
 }
 
 /** The ioredis commands ringlimit's scripts add. */
@@ -37,6 +39,7 @@ export function createShardClient(options: RedisClientOptions): ShardClient {
     retryStrategy: (attempt) => Math.min(5 * 2 ** (attempt - 1), 2000),
     reconnectOnError: () => false,
   };
+  if (options.password !== undefined && new URL(options.url).password === '') redisOptions.password = options.password;
   if (options.url.startsWith('rediss://')) {
     redisOptions.tls = options.tlsCaFile === undefined ? {} : { ca: readFileSync(options.tlsCaFile) };
   }
