@@ -59,6 +59,27 @@ const OVERRIDE_REFRESH_MS = 1000;
 /** How often each instance stamps its heartbeat on every shard (replication lag). */
 const HEARTBEAT_INTERVAL_MS = 1000;
 
+/** Longest the shutdown waits for shards to take what fallback buckets admitted. */
+const FINAL_WRITE_BACK_MS = 3000;
+
+/**
+ * What fallback buckets admitted during an outage is owed to the shards: at shutdown, keep
+ * trying (a shard that just came back may still be reconnecting) until it is settled or `budgetMs`
+ * is spent; what is still owed then is logged, as it is lost with the process.
+ */
+async function settleFallbackDebts(limiter: RateLimiter, budgetMs: number, logger: Logger): Promise<void> {
+  const giveUpAt = Date.now() + budgetMs;
+  for (;;) {
+    await limiter.writeBackFallbackDebts(true).catch((error: unknown) => logger.warn({ err: errorMessage(error) }, 'write-back at stop failed'));
+    if (!limiter.owesFallbackDebts) return;
+    if (Date.now() >= giveUpAt) {
+      logger.error('fallback admissions not written back: their shards did not answer before the shutdown ended');
+      return;
+    }
+    await new Promise((resolveWait) => setTimeout(resolveWait, 100));
+  }
+}
+
 /** A secret from a file (a mounted Kubernetes secret): its first line, without the newline editors add. */
 function readSecret(setting: string, path: string): string {
   let text: string;
@@ -282,8 +303,7 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
         running.grpc.setServing(false);
         for (const timer of running.timers) clearInterval(timer);
         await Promise.all([running.grpc.stop(settings.shutdownGraceMs), running.http.stop()]);
-        // What fallback buckets admitted during an outage is owed to the shards: settle it if they answer.
-        await running.limiter.writeBackFallbackDebts().catch((error: unknown) => logger.warn({ err: errorMessage(error) }, 'write-back at stop failed'));
+        await settleFallbackDebts(running.limiter, Math.min(settings.shutdownGraceMs, FINAL_WRITE_BACK_MS), logger);
         await running.store.close();
         await running.metrics.shutdown().catch(() => undefined);
         await running.stopTracing?.().catch(() => undefined);

@@ -71,6 +71,8 @@ export interface CommitOptions {
    * within it. Absent = the store's own command timeout.
    */
   readonly timeoutMs?: number;
+  /** Try shards that failed recently too (the write-back at shutdown, which gets no second chance). */
+  readonly evenIfDown?: boolean;
 }
 
 /**
@@ -130,8 +132,8 @@ export interface StoreObserver {
  */
 export interface OverrideStore {
   list(nowMs: number): Promise<CapacityOverride[]>;
-  /** Adds or replaces the override for its target. */
-  put(override: CapacityOverride): Promise<void>;
+  /** Adds or replaces the override for its target; `nowMs` is the caller's clock. */
+  put(override: CapacityOverride, nowMs: number): Promise<void>;
   /** Removes the override for `target`; false if there was none. */
   remove(target: OverrideTarget): Promise<boolean>;
 }

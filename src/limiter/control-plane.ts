@@ -62,7 +62,7 @@ export class ControlPlane {
       ...(unit === undefined ? {} : { unit: unit as TimeUnit }),
       expiresAtMs: this.clock.nowMs() + ttlMs,
     };
-    await this.overrides.put(override);
+    await this.overrides.put(override, this.clock.nowMs());
     await this.refresh();
     return override;
   }

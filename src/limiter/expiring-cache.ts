@@ -1,3 +1,5 @@
+import { WriteOrderedMap } from '../core';
+
 export interface ExpiringCacheOptions {
   /** How long an entry is trusted; 0 disables the cache. */
   readonly ttlMs: number;
@@ -12,7 +14,7 @@ export interface ExpiringCacheOptions {
 export class ExpiringCache<V> {
   private readonly ttlMs: number;
   private readonly maxEntries: number;
-  private readonly entries = new Map<string, { value: V; cachedAtMs: number }>();
+  private readonly entries = new WriteOrderedMap<string, { value: V; cachedAtMs: number }>();
 
   constructor(options: ExpiringCacheOptions) {
     this.ttlMs = options.ttlMs;
@@ -34,12 +36,8 @@ export class ExpiringCache<V> {
 
   set(key: string, value: V, nowMs: number): void {
     if (!this.enabled) return;
-    this.entries.delete(key);
     this.entries.set(key, { value, cachedAtMs: nowMs });
-    if (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next();
-      if (oldest.done !== true) this.entries.delete(oldest.value);
-    }
+    if (this.entries.size > this.maxEntries) this.entries.shift();
   }
 
   forget(key: string): void {

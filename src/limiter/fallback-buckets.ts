@@ -1,4 +1,4 @@
-import type { AppliedLimit, ApplyRequest, BucketState, VersionedBucket } from '../core';
+import { WriteOrderedMap, type AppliedLimit, type ApplyRequest, type BucketState, type VersionedBucket } from '../core';
 import { applyInPlace } from '../bucket/apply-requests';
 import { bucketGroup } from '../bucket/bucket-key';
 
@@ -16,9 +16,9 @@ interface FallbackRecord extends VersionedBucket {
  * Bounded: beyond `maxEntries` the oldest buckets and debts are dropped (and counted).
  */
 export class FallbackBuckets {
-  private readonly records = new Map<string, FallbackRecord>();
+  private readonly records = new WriteOrderedMap<string, FallbackRecord>();
   /** group → key → what was admitted locally against it. */
-  private readonly owed = new Map<string, Map<string, { limit: ApplyRequest['limits'][number]['limit']; hits: number }>>();
+  private readonly owed = new WriteOrderedMap<string, Map<string, { limit: ApplyRequest['limits'][number]['limit']; hits: number }>>();
   dropped = 0;
 
   constructor(private readonly maxEntries: number) {}
@@ -37,10 +37,7 @@ export class FallbackBuckets {
           const record = this.records.get(key);
           return record !== undefined && record.expireAtMs > nowMs ? record : undefined;
         },
-        set: (key, state: BucketState, version, expireAtMs) => {
-          this.records.delete(key);
-          this.records.set(key, { state, version, expireAtMs });
-        },
+        set: (key, state: BucketState, version, expireAtMs) => this.records.set(key, { state, version, expireAtMs }),
       },
       halved,
       nowMs,
@@ -80,13 +77,8 @@ export class FallbackBuckets {
   }
 
   private trim(): void {
-    for (const map of [this.records, this.owed] as Map<string, unknown>[]) {
-      while (map.size > this.maxEntries) {
-        const oldest = map.keys().next();
-        if (oldest.done === true) break;
-        map.delete(oldest.value);
-        this.dropped++;
-      }
+    for (const map of [this.records, this.owed] as WriteOrderedMap<string, unknown>[]) {
+      while (map.size > this.maxEntries && map.shift() !== undefined) this.dropped++;
     }
   }
 }

@@ -470,18 +470,24 @@ export class RateLimiter {
     this.observer.cacheDrift(Math.abs(expected - actual) / limit.capacity);
   }
 
+  /** Whether fallback buckets admitted anything not yet written back to its shard. */
+  get owesFallbackDebts(): boolean {
+    return this.fallback.owedGroups().length > 0;
+  }
+
   /**
    * Writes back what fallback buckets admitted while their shard was down, for groups no
    * request has touched since. Safe to call often: groups whose shard is still down stay owed.
+   * `final` (at shutdown) also tries shards that failed within the last second.
    */
-  async writeBackFallbackDebts(): Promise<void> {
+  async writeBackFallbackDebts(final = false): Promise<void> {
     for (const id of this.fallback.owedGroups()) {
       const debits = this.fallback.debitsFor(id);
       const keys = debits.flatMap(({ limits }) => limits.map(({ key }) => key));
       await this.queue.run(keys, async () => {
         const current = this.fallback.debitsFor(id);
         if (current.length === 0) return;
-        const [outcome] = await this.store.commit([{ writes: [], requests: [], debits: current }], this.clock.nowMs());
+        const [outcome] = await this.store.commit([{ writes: [], requests: [], debits: current }], this.clock.nowMs(), final ? { evenIfDown: true } : {});
         if (outcome?.kind === 'decided') {
           this.fallback.settle(id);
           for (const key of keys) this.records.forget(key);

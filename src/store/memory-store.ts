@@ -1,4 +1,4 @@
-import type { BucketState, BucketStore, Clock, CommitGroup, CommitOutcome, VersionedBucket } from '../core';
+import { WriteOrderedMap, type BucketState, type BucketStore, type Clock, type CommitGroup, type CommitOutcome, type VersionedBucket } from '../core';
 import { applyInPlace, debitInPlace, type RecordAccess } from '../bucket/apply-requests';
 
 export interface MemoryBucketStoreOptions {
@@ -14,7 +14,7 @@ interface MemoryRecord extends VersionedBucket {
 }
 
 /**
- * The embedded single-process store: a Map in last-write order.
+ * The embedded single-process store: a map in last-write order.
  * - A record past its expiry (the time its bucket would be full again) reads as absent.
  * - Beyond `maxBuckets` the least recently written records are evicted, so a flood of distinct
  *   keys costs bounded memory. An evicted bucket that was not yet full comes back full: under
@@ -23,9 +23,9 @@ interface MemoryRecord extends VersionedBucket {
 export class MemoryBucketStore implements BucketStore {
   private readonly clock: Clock;
   private readonly maxBuckets: number;
-  private readonly records = new Map<string, MemoryRecord>();
+  private readonly records = new WriteOrderedMap<string, MemoryRecord>();
   /** Verdicts kept under idempotency keys (request ids), bounded like the buckets. */
-  private readonly answered = new Map<string, { outcome: CommitOutcome; expireAtMs: number }>();
+  private readonly answered = new WriteOrderedMap<string, { outcome: CommitOutcome; expireAtMs: number }>();
   private evictionCount = 0;
 
   constructor(options: MemoryBucketStoreOptions) {
@@ -104,7 +104,7 @@ export class MemoryBucketStore implements BucketStore {
     const nowMs = this.clock.nowMs();
     let checked = 0;
     let dropped = 0;
-    for (const [key, record] of this.records) {
+    for (const [key, record] of this.records.oldestFirst()) {
       if (++checked > maxChecks) break;
       if (record.expireAtMs <= nowMs) {
         this.records.delete(key);
@@ -122,26 +122,15 @@ export class MemoryBucketStore implements BucketStore {
   }
 
   private put(key: string, state: BucketState, version: number, expireAtMs: number): void {
-    // Delete first so that Map order stays last-write order, which eviction relies on.
-    this.records.delete(key);
     this.records.set(key, { state, version, expireAtMs });
   }
 
   private remember(key: string, outcome: CommitOutcome, expireAtMs: number): void {
-    this.answered.delete(key);
     this.answered.set(key, { outcome, expireAtMs });
-    if (this.answered.size > this.maxBuckets) {
-      const oldest = this.answered.keys().next();
-      if (oldest.done !== true) this.answered.delete(oldest.value);
-    }
+    if (this.answered.size > this.maxBuckets) this.answered.shift();
   }
 
   private evictOverflow(): void {
-    if (this.records.size <= this.maxBuckets) return;
-    for (const key of this.records.keys()) {
-      this.records.delete(key);
-      this.evictionCount++;
-      if (this.records.size <= this.maxBuckets) return;
-    }
+    while (this.records.size > this.maxBuckets && this.records.shift() !== undefined) this.evictionCount++;
   }
 }

@@ -49,6 +49,33 @@ describe('config reload', () => {
     assert.equal(server.app.rules.lastError(), undefined);
   });
 
+  it('serves only whole configs through rapid successive edits, then the last one', async () => {
+    // Two rules per version, with the version in both: a torn read would show a mix or a rule missing.
+    const version = (n: number): string =>
+      `domain: reload\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour, requests_per_unit: ${100 + n}}\n  - key: m\n    rate_limit: {unit: hour, requests_per_unit: ${100 + n}}\n`;
+    let editing = true;
+    const seen: string[] = [];
+    const watcher = (async () => {
+      while (editing) {
+        const [k, m] = (await server.http('GET', '/rlconfig')).text.trim().split('\n');
+        seen.push(`${k?.match(/requests_per_unit=(\d+)/)?.[1]}/${m?.match(/requests_per_unit=(\d+)/)?.[1] ?? 'missing'}`);
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+    })();
+    for (let n = 1; n <= 30; n++) {
+      // Written in place, in two halves, as an editor or a slow copy would.
+      const text = version(n);
+      await writeFile(join(server.configDir, 'reload.yaml'), text.slice(0, text.length / 2));
+      await writeFile(join(server.configDir, 'reload.yaml'), text);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await eventually(async () => (await server.http('GET', '/rlconfig')).text.includes('requests_per_unit=130'), 2000);
+    editing = false;
+    await watcher;
+    const torn = seen.filter((pair) => pair !== '5/missing' && pair.split('/')[0] !== pair.split('/')[1]);
+    assert.deepEqual(torn, [], `every config served was whole (${seen.length} looks)`);
+  });
+
   it('loads a new file and drops a removed one', async () => {
     await server.writeRules('second.yaml', 'domain: second\ndescriptors:\n  - key: s\n    rate_limit: {unit: day, requests_per_unit: 2}\n');
     await eventually(async () => (await server.client.call('second', [d(['s', 'x'])])).statuses[0]?.current_limit !== undefined, RELOAD_BUDGET_MS);

@@ -36,7 +36,8 @@ export function createShardClient(options: RedisClientOptions): ShardClient {
     maxRetriesPerRequest: 1,
     commandTimeout: options.commandTimeoutMs,
     connectTimeout: 2000,
-    retryStrategy: (attempt) => Math.min(5 * 2 ** (attempt - 1), 2000),
+    // Reconnect soon after a shard returns: an attempt at most every 500 ms costs a dead shard nothing.
+    retryStrategy: (attempt) => Math.min(5 * 2 ** (attempt - 1), 500),
     reconnectOnError: () => false,
   };
   if (options.password !== undefined && new URL(options.url).password === '') redisOptions.password = options.password;

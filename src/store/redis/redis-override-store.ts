@@ -24,8 +24,12 @@ export class RedisOverrideStore implements OverrideStore {
     return live;
   }
 
-  async put(override: CapacityOverride): Promise<void> {
-    await this.shards.onOwner(OVERRIDES_KEY, 'overrides', (client, key) => client.hset(key, overrideTargetId(override.target), JSON.stringify(override)));
+  /** Also keeps the hash until its last override expires (and no longer), so Redis never holds it forever. */
+  async put(override: CapacityOverride, nowMs: number): Promise<void> {
+    const ttlMs = Math.max(1, Math.ceil(override.expiresAtMs - nowMs));
+    await this.shards.onOwner(OVERRIDES_KEY, 'overrides', (client, key) =>
+      client.multi().hset(key, overrideTargetId(override.target), JSON.stringify(override)).pexpire(key, ttlMs, 'NX').pexpire(key, ttlMs, 'GT').exec(),
+    );
   }
 
   async remove(target: OverrideTarget): Promise<boolean> {

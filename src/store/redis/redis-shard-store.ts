@@ -187,7 +187,11 @@ export class RedisShardStore implements BucketStore {
         }
         let reply: (string | number)[];
         try {
-          reply = await this.calls.run(shard, client, (c) => c.bucketCommit(keys.size, ...keys.all, ...args), { operation: 'commit', timeoutMs: giveUpAt - performance.now() });
+          reply = await this.calls.run(shard, client, (c) => c.bucketCommit(keys.size, ...keys.all, ...args), {
+            operation: 'commit',
+            timeoutMs: giveUpAt - performance.now(),
+            evenIfDown: options.evenIfDown,
+          });
         } catch (error) {
           for (const { index } of items) outcomes[index] = { kind: 'unavailable', error: error as Error };
           return;

@@ -25,6 +25,8 @@ export interface ShardCallOptions {
   readonly timeoutMs: number;
   /** A health probe: runs even while the shard's breaker is open, and never retries. */
   readonly probe?: boolean;
+  /** Runs even while the shard's breaker is open, retrying as usual. */
+  readonly evenIfDown?: boolean | undefined;
 }
 
 /**
@@ -48,7 +50,7 @@ export class ShardCalls {
     const giveUpAt = performance.now() + options.timeoutMs;
     for (let attempt = 0; ; attempt++) {
       // Only a first attempt defers to the breaker: this call's own retries are what may close it.
-      if (attempt === 0 && options.probe !== true && this.isDown(client)) {
+      if (attempt === 0 && options.probe !== true && options.evenIfDown !== true && this.isDown(client)) {
         throw new StoreUnavailableError(shard, { cause: new Error('failed recently; retrying after a pause') });
       }
       const startedAt = performance.now();
