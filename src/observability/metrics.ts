@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Attributes, Histogram, Meter, ObservableGauge } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
@@ -91,6 +92,21 @@ export class Metrics implements EngineObserver, StoreObserver {
     this.lagGauge.addCallback((result) => {
       for (const { from, to, seconds } of this.lagByPair.values()) result.observe(seconds, { source_region: from, region: to });
     });
+    // The process itself: what a soak run watches for drift.
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
+    meter
+      .createObservableGauge('ringlimit_event_loop_delay_p99_seconds', { description: 'p99 event-loop delay since the previous collection', unit: 's' })
+      .addCallback((result) => {
+        result.observe(loopDelay.percentile(99) / 1e9);
+        loopDelay.reset();
+      });
+    meter
+      .createObservableGauge('ringlimit_process_resident_memory_bytes', { description: 'Resident set size of the process', unit: 'By' })
+      .addCallback((result) => result.observe(process.memoryUsage.rss()));
+    meter
+      .createObservableGauge('ringlimit_process_heap_used_bytes', { description: 'V8 heap in use', unit: 'By' })
+      .addCallback((result) => result.observe(process.memoryUsage().heapUsed));
   }
 
   call(domain: string, outcome: CallOutcome): void {

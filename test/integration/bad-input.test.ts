@@ -57,6 +57,8 @@ describe('bad input: fuzzed gRPC and HTTP requests get an answer or a clear erro
   it('refuses requests over the size limits with INVALID_ARGUMENT naming the field, and creates no bucket', async () => {
     const cases: [Parameters<typeof server.client.call>[1], string, string][] = [
       [Array.from({ length: 9 }, (_, index) => d(['user', `many-${index}`])), 'descriptors', 'at most 8 descriptors'],
+      [Array.from({ length: 2000 }, (_, index) => d(['user', `flood-${index}`])), 'descriptors', 'at most 8 descriptors'],
+      [[d(...Array.from({ length: 3000 }, (_, index) => [`k${index}`, 'v'] as const))], 'descriptors[0].entries', 'at most 4 entries'],
       [[d(['user', 'a'], ['b', 'c'], ['d', 'e'], ['f', 'g'], ['h', 'i'])], 'descriptors[0].entries', 'at most 4 entries'],
       [[d(['user', 'v'.repeat(65)])], 'descriptors[0].entries[0].value', 'at most 64 characters'],
       [[d(['k'.repeat(65), 'v'])], 'descriptors[0].entries[0].key', 'at most 64 characters'],

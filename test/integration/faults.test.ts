@@ -125,6 +125,22 @@ describe('store faults through a TCP proxy', function () {
     assert.ok(total <= CAPACITY, 'the late commits and the write-back leave no more than C admitted');
   });
 
+  it('shard blackholed (bytes dropped): answers in time from the fallback, within C/2, then reconciles', async () => {
+    const before = await calls(server as Instance, 'hole', 4);
+    const shard = await ownerOf('hole');
+    (proxies[shard] as TcpProxy).set({ kind: 'drop' });
+    const during = await calls(server as Instance, 'hole', 30);
+    (proxies[shard] as TcpProxy).set({ kind: 'pass' });
+    await eventually(async () => ((await tokensOn(redis[shard] as RedisServer, 'hole')) ?? CAPACITY) <= CAPACITY - 4 - during.admitted + 0.01, 'write-back of the fallback’s admissions');
+    const after = await calls(server as Instance, 'hole', 30);
+    const total = before.admitted + during.admitted + after.admitted;
+    console.log(`      blackholed shard: admitted ${during.admitted} of 30 during (bound ${CAPACITY / 2}), slowest ${during.slowestMs} ms; ${total} in all (bound ${CAPACITY})`);
+    assert.deepEqual(during.errors, []);
+    assert.ok(during.slowestMs < DEADLINE_MS, `answered within the deadline (${during.slowestMs} ms)`);
+    assert.equal(during.admitted, CAPACITY / 2);
+    assert.ok(total <= CAPACITY);
+  });
+
   it('connections reset mid-script: every call answered, nothing admitted twice beyond the bound', async () => {
     const proxy = proxies[0] as TcpProxy;
     const run: Run = { admitted: 0, answered: 0, slowestMs: 0, errors: [] };

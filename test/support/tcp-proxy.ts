@@ -5,7 +5,11 @@ export type ProxyMode =
   | { readonly kind: 'pass' }
   /** Holds every chunk, both ways, this long. */
   | { readonly kind: 'delay'; readonly ms: number }
-  /** Keeps connections open but forwards nothing: a blackhole. */
+  /**
+   * A blackhole: connections stay open but every byte is discarded. Leaving it resets the
+   * connections that lost bytes, as a partition that outlasts TCP's retransmissions does (a
+   * stream with a hole in it cannot carry on).
+   */
   | { readonly kind: 'drop' }
   /** Refuses new connections (accepts and closes them at once). */
   | { readonly kind: 'cut' };
@@ -41,8 +45,9 @@ export class TcpProxy {
   }
 
   set(mode: ProxyMode): void {
+    const wasDropping = this.mode.kind === 'drop';
     this.mode = mode;
-    if (mode.kind === 'cut') this.resetAll();
+    if (mode.kind === 'cut' || (wasDropping && mode.kind !== 'drop')) this.resetAll();
   }
 
   /** Resets every open connection, as a network failure mid-command would. */
