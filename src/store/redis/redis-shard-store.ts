@@ -1,5 +1,4 @@
 import {
-  UNIT_SECONDS,
   errorMessage,
   StoreUnavailableError,
   type BucketStore,
@@ -14,6 +13,7 @@ import {
 import { bucketGroup } from '../../bucket/bucket-key';
 import { parseBucketRecord } from './bucket-record';
 import type { ShardClient } from './redis-client';
+import { CommitBatcher } from './commit-batcher';
 import { ShardCalls } from './shard-calls';
 import { ShardHandoff, ShardTopology, readSeeds, type HandoffSeed } from './shard-handoff';
 
@@ -46,8 +46,6 @@ export interface ShardStoreCounters {
   handoffMisses: number;
 }
 
-const WRITTEN: CommitOutcome = Object.freeze({ kind: 'written' });
-
 /** Handed-off groups remembered per shard-list change; a forgotten one is read again, harmlessly. */
 const MAX_REMEMBERED_HANDOFFS = 100_000;
 
@@ -56,32 +54,6 @@ function groupKey(group: CommitGroup): string {
   if (key === undefined) throw new RangeError('a commit group needs a write, a request or a debit');
   return key;
 }
-
-/** The KEYS of one script call: each key once, referred to by its 1-based index. */
-class KeyList {
-  readonly all: string[] = [];
-  private readonly indexes = new Map<string, number>();
-
-  constructor(private readonly prefix: string) {}
-
-  indexOf(key: string): number {
-    return this.indexOfPrefixed(this.prefix + key);
-  }
-
-  indexOfPrefixed(prefixedKey: string): number {
-    let index = this.indexes.get(prefixedKey);
-    if (index === undefined) {
-      index = this.all.push(prefixedKey);
-      this.indexes.set(prefixedKey, index);
-    }
-    return index;
-  }
-
-  get size(): number {
-    return this.all.length;
-  }
-}
-
 
 /**
  * BucketStore over named Redis shards. Keys are grouped by their owner on the ring; each shard
@@ -96,6 +68,7 @@ export class RedisShardStore implements BucketStore {
   private readonly commandTimeoutMs: number;
   private readonly handoffMs: number;
   private readonly calls: ShardCalls;
+  private readonly batcher: CommitBatcher;
   private readonly observer: StoreObserver | undefined;
   private topology: ShardTopology;
   private handoff: ShardHandoff | undefined;
@@ -109,6 +82,7 @@ export class RedisShardStore implements BucketStore {
     this.handoffMs = options.handoffMs ?? 86_400_000;
     this.observer = options.observer;
     this.calls = new ShardCalls(options.observer);
+    this.batcher = new CommitBatcher(this.calls, this.keyPrefix);
   }
 
   /** The shards in use, by name. */
@@ -162,63 +136,23 @@ export class RedisShardStore implements BucketStore {
       [...byShard].map(async ([shard, items]) => {
         const { client } = this.topology.ownerOf(items[0]?.key ?? '');
         const seeds = await this.handoffSeeds(items, giveUpAt);
-        const keys = new KeyList(this.keyPrefix);
-        const args: (string | number)[] = [Math.round(nowMs), items.length];
-        for (const { group, index } of items) {
-          const groupSeeds = seeds.get(index) ?? [];
-          args.push(groupSeeds.length);
-          for (const seed of groupSeeds) args.push(keys.indexOfPrefixed(seed.key), seed.record, seed.ttlMs);
-          args.push(group.writes.length);
-          for (const write of group.writes) {
-            // Relative TTL: expiry runs on the shard's clock, whatever this instance's clock says.
-            const ttlMs = Math.max(1, Math.ceil(write.expireAtMs - storeNowMs));
-            args.push(keys.indexOf(write.key), write.expectedVersion, String(write.state.tokens), Math.round(write.state.updatedAtMs), ttlMs);
-          }
-          for (const requests of [group.requests, group.debits ?? []]) {
-            args.push(requests.length);
-            for (const request of requests) {
-              args.push(request.hits, request.limits.length);
-              for (const { key, limit } of request.limits) {
-                args.push(keys.indexOf(key), limit.algorithm === 'fixed_window' ? 1 : 0, limit.requestsPerUnit, UNIT_SECONDS[limit.unit] * 1000, limit.capacity);
-              }
-            }
-          }
-          args.push(group.idempotency === undefined ? 0 : keys.indexOf(group.idempotency.key), group.idempotency?.ttlMs ?? 0);
-        }
-        let reply: (string | number)[];
+        let results: CommitOutcome[];
         try {
-          reply = await this.calls.run(shard, client, (c) => c.bucketCommit(keys.size, ...keys.all, ...args), {
-            operation: 'commit',
-            timeoutMs: giveUpAt - performance.now(),
+          results = await this.batcher.submit(shard, client, {
+            groups: items.map(({ group, index }) => ({ group, seeds: seeds.get(index) ?? [] })),
+            nowMs,
+            storeNowMs,
+            giveUpAt,
             evenIfDown: options.evenIfDown,
           });
         } catch (error) {
           for (const { index } of items) outcomes[index] = { kind: 'unavailable', error: error as Error };
           return;
         }
-        for (const { key, index } of items) {
+        items.forEach(({ key, index }, position) => {
           if (seeds.has(index)) this.handoff?.done(bucketGroup(key));
-        }
-        let cursor = 0;
-        for (const { group, index } of items) {
-          if (Number(reply[cursor++]) === 1) {
-            outcomes[index] = WRITTEN;
-            continue;
-          }
-          const results = group.requests.map((request) =>
-            request.limits.map(() => {
-              const applied = {
-                allowed: Number(reply[cursor]) === 1,
-                remaining: Number(reply[cursor + 1]),
-                resetAfterMs: Number(reply[cursor + 2]),
-                record: parseBucketRecord(String(reply[cursor + 3] ?? '')),
-              };
-              cursor += 4;
-              return applied;
-            }),
-          );
-          outcomes[index] = { kind: 'decided', results };
-        }
+          outcomes[index] = results[position] as CommitOutcome;
+        });
       }),
     );
     return outcomes;
