@@ -16,9 +16,9 @@ const LIMITS = { MAX_DESCRIPTORS_PER_REQUEST: '8', MAX_ENTRIES_PER_DESCRIPTOR: '
 const ACCEPTABLE = new Set([status.INVALID_ARGUMENT, status.RESOURCE_EXHAUSTED]);
 
 /** One gRPC call with raw bytes as its message, over HTTP/2 as grpc-js would send it; resolves with grpc-status. */
-function rawCall(session: ClientHttp2Session, message: Buffer): Promise<number> {
+function rawCall(session: ClientHttp2Session, message: Buffer, headers: Record<string, string> = {}): Promise<number> {
   return new Promise((resolveStatus, reject) => {
-    const stream = session.request({ ':method': 'POST', ':path': '/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit', 'content-type': 'application/grpc', te: 'trailers' });
+    const stream = session.request({ ':method': 'POST', ':path': '/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit', 'content-type': 'application/grpc', te: 'trailers', ...headers });
     let grpcStatus: string | undefined;
     stream.on('response', (headers) => {
       if (headers['grpc-status'] !== undefined) grpcStatus = String(headers['grpc-status']);
@@ -112,6 +112,11 @@ describe('bad input: fuzzed gRPC and HTTP requests get an answer or a clear erro
       assert.equal(await rawCall(session, Buffer.from([0x0a, 0xff, 0x01, 0x61])), status.INVALID_ARGUMENT);
       const huge = Buffer.from(RateLimitRequest.encode({ domain: 'fuzz', descriptors: [{ entries: [{ key: 'user', value: 'x'.repeat(70_000) }], limit: undefined, hits_addend: undefined }], hits_addend: 0 }).finish());
       assert.equal(await rawCall(session, huge), status.RESOURCE_EXHAUSTED);
+      // A call whose deadline has passed by the time it is handled is not decided (and consumes nothing).
+      const before = store.size;
+      const valid = Buffer.from(RateLimitRequest.encode({ domain: 'fuzz', descriptors: [{ entries: [{ key: 'user', value: 'too-late' }], limit: undefined, hits_addend: undefined }], hits_addend: 0 }).finish());
+      assert.equal(await rawCall(session, valid, { 'grpc-timeout': '1n' }), status.DEADLINE_EXCEEDED);
+      assert.equal(store.size, before);
     } finally {
       session.close();
     }

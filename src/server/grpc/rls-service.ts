@@ -155,10 +155,17 @@ export function createRlsHandlers(options: { decider: RateLimitDecider; logger: 
         callback({ code: GrpcStatus.INVALID_ARGUMENT, details: `the message is not a valid RateLimitRequest: ${reason}` });
         return;
       }
+      const timeLeft = timeLeftMs(call.getDeadline());
+      // Overloaded, a call can wait past its deadline before it is handled: its caller has gone,
+      // and deciding it anyway would only spend the time the next calls need (and consume tokens).
+      if (call.cancelled || (timeLeft !== undefined && timeLeft <= 0)) {
+        callback({ code: GrpcStatus.DEADLINE_EXCEEDED, details: 'the deadline passed before the call was handled' });
+        return;
+      }
       let query: RateLimitQuery;
       try {
         const [requestId] = call.metadata.get('x-request-id');
-        query = toQuery(call.request, requestId === undefined ? undefined : String(requestId), timeLeftMs(call.getDeadline()));
+        query = toQuery(call.request, requestId === undefined ? undefined : String(requestId), timeLeft);
       } catch (error) {
         callback(toServiceError(error, logger));
         return;
