@@ -220,6 +220,7 @@ export function createApp(settings: Settings, overrides: AppOverrides = {}): App
         observer: metrics,
         tracing: stopTracing !== undefined,
         limits: settings.requestLimits,
+        maxCallsInFlight: settings.maxCallsInFlight,
       });
       const controlPlane = new ControlPlane(limiter, store instanceof RedisShardStore ? new RedisOverrideStore(store) : new MemoryOverrideStore(), clock);
       const grpc = new GrpcServer({

@@ -7,7 +7,7 @@ import { formatReport, runBench } from './bench/bench';
 import { runHttp2Load } from './bench/http2-load';
 import type { LoadMessage, LoadSpec } from './bench/load-types';
 import { startNoopServer } from './bench/noop-server';
-import { WORKLOAD_NAMES, type WorkloadName } from './bench/workloads';
+import { DEFAULT_WORKLOADS, WORKLOAD_NAMES, type WorkloadName } from './bench/workloads';
 import { checkConfigDir } from './cli/check-config';
 import { errorMessage } from './core';
 import { loadSettings, type SettingsFlags } from './settings/settings';
@@ -58,13 +58,14 @@ program
   .command('bench')
   .description('measure ringlimit against a no-op gRPC server in one run (memory store, 3 Redis shards); prints a table and a JSON line')
   .option('--seconds <n>', 'length of each run', '10')
-  .option('--workloads <list>', `comma-separated: ${WORKLOAD_NAMES.join(', ')}`, WORKLOAD_NAMES.join(','))
+  .option('--workloads <list>', `comma-separated: ${WORKLOAD_NAMES.join(', ')}`, DEFAULT_WORKLOADS.join(','))
   .option('--connections <n>', 'HTTP/2 connections', '4')
   .option('--streams <n>', 'calls in flight per connection', '16')
   .option('--no-fixed-rate', 'skip the fixed-rate latency runs')
+  .option('--no-one-in-flight', 'skip the runs with one call in flight')
   .option('--no-baselines', 'skip the rate-limiter-flexible and Lua token-bucket servers')
   .option('--no-progress', 'no progress bars')
-  .action(async (flags: { seconds: string; workloads: string; connections: string; streams: string; fixedRate: boolean; baselines: boolean; progress: boolean }) => {
+  .action(async (flags: { seconds: string; workloads: string; connections: string; streams: string; fixedRate: boolean; oneInFlight: boolean; baselines: boolean; progress: boolean }) => {
     const workloads = flags.workloads.split(',').map((name) => name.trim());
     const unknown = workloads.filter((name) => !(WORKLOAD_NAMES as readonly string[]).includes(name));
     if (unknown.length > 0) throw new Error(`--workloads: unknown ${unknown.join(', ')}; choose from ${WORKLOAD_NAMES.join(', ')}`);
@@ -75,6 +76,7 @@ program
       streams: positive('--streams', flags.streams),
       workers: positive('WORKERS', process.env.WORKERS ?? '1'),
       fixedRate: flags.fixedRate,
+      oneInFlight: flags.oneInFlight,
       progress: flags.progress && process.stderr.isTTY === true,
       environment: process.env,
       baselines: flags.baselines,

@@ -5,7 +5,10 @@ import { Presets, SingleBar } from 'cli-progress';
 import { h2loadAvailable, runH2load } from './h2load';
 import type { LoadResult, LoadSpec } from './load-types';
 import { redisAvailable, runLoadInChild, startBaseline, startNoop, startRedisShards, startRingLimit, type RedisShards, type Running } from './processes';
-import { BENCH_RULES, WORKLOAD_TITLES, type WorkloadName } from './workloads';
+import { BENCH_RULES, WORKLOAD_CALLS, WORKLOAD_TITLES, type WorkloadName } from './workloads';
+
+/** A count-bounded workload (distinct_1m) may run this long at most. */
+const COUNTED_RUN_CAP_SECONDS = 600;
 
 export interface BenchOptions {
   readonly seconds: number;
@@ -16,6 +19,8 @@ export interface BenchOptions {
   readonly workers: number;
   /** Also a fixed-rate run per target at half the no-op's measured maximum, for latency. */
   readonly fixedRate: boolean;
+  /** Also a run with one call in flight (one connection, one stream) per target, for latency alone. */
+  readonly oneInFlight: boolean;
   /** Progress bars on stderr. */
   readonly progress: boolean;
   /** The environment the servers start from (PATH and the like). */
@@ -27,12 +32,16 @@ export interface BenchOptions {
 export interface BenchRow {
   readonly target: string;
   readonly workload: WorkloadName;
-  readonly mode: 'closed-loop' | 'fixed-rate';
+  readonly mode: 'closed-loop' | 'fixed-rate' | 'one-in-flight';
   readonly result: LoadResult;
-  /** Throughput (closed loop) or p99 (fixed rate) as a multiple of the no-op server's in the same run. */
+  /** Throughput (closed loop) or p99 (fixed rate, one in flight) as a multiple of the no-op server's in the same run. */
   readonly vsNoop: number | undefined;
   /** Redis round trips (script calls and reads) per answered call, from INFO commandstats. */
   readonly redisRoundTripsPerDecision?: number | undefined;
+  /** CPU time the server's processes spent per answered call: what a call costs, whatever the generator took. */
+  readonly serverCpuUsPerCall?: number | undefined;
+  /** The server's resident memory at the end of the run. */
+  readonly serverResidentMb?: number | undefined;
 }
 
 export interface BenchReport {
@@ -92,29 +101,36 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     ...(shards === undefined ? [] : redisTargets(shards)),
   ];
   const rows: BenchRow[] = [];
+  const timedWorkloads = options.workloads.filter((workload) => WORKLOAD_CALLS[workload] === undefined);
+  const latencyWorkload = options.oneInFlight ? (timedWorkloads.includes('hot') ? 'hot' : timedWorkloads[0]) : undefined;
   const noopRow = (workload: WorkloadName, mode: BenchRow['mode']): BenchRow | undefined =>
     rows.find((row) => row.target === 'no-op' && row.workload === workload && row.mode === mode);
+  const running: { target: Target; server: Running }[] = [];
   try {
-    for (const target of targets) {
-      const server = await target.start();
-      try {
-        for (const workload of options.workloads) {
-          rows.push(await measure(target, server, workload, undefined));
-        }
-        if (options.fixedRate) {
-          for (const workload of options.workloads) {
-            const ceiling = noopRow(workload, 'closed-loop')?.result.requestsPerSecond;
-            if (ceiling !== undefined && ceiling > 0) rows.push(await measure(target, server, workload, ceiling / 2));
-          }
-        }
-      } finally {
-        await server.stop();
+    for (const target of targets) running.push({ target, server: await target.start() });
+    // Every measurement runs on each server in turn, so the servers it compares ran minutes
+    // apart at most: this machine's speed drifts over a bench run, and ratios are the point.
+    for (const workload of options.workloads) {
+      for (const { target, server } of running) rows.push(await measure(target, server, workload, 'closed-loop'));
+    }
+    if (options.fixedRate) {
+      for (const workload of timedWorkloads) {
+        const ceiling = noopRow(workload, 'closed-loop')?.result.requestsPerSecond;
+        if (ceiling === undefined || ceiling <= 0) continue;
+        for (const { target, server } of running) rows.push(await measure(target, server, workload, 'fixed-rate', ceiling / 2));
       }
     }
+    if (latencyWorkload !== undefined) {
+      for (const { target, server } of running) rows.push(await measure(target, server, latencyWorkload, 'one-in-flight'));
+    }
   } finally {
+    for (const { server } of running) await server.stop();
     await shards?.stop();
     await rm(workDir, { recursive: true, force: true });
   }
+  // The table lists each server's rows together, in the order they were measured.
+  const targetOrder = targets.map((target) => target.name);
+  rows.sort((first, second) => targetOrder.indexOf(first.target) - targetOrder.indexOf(second.target));
   if (options.workers > 1) {
     for (const workload of options.workloads) {
       const one = rows.find((row) => row.target === 'redis x3' && row.workload === workload && row.mode === 'closed-loop');
@@ -135,18 +151,42 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     rows: rows.map((row) => ({ ...row, vsNoop: ratioToNoop(row, noopRow(row.workload, row.mode)) })),
   };
 
-  async function measure(target: Target, server: Running, workload: WorkloadName, ratePerSecond: number | undefined): Promise<BenchRow> {
-    const spec: LoadSpec = { port: server.port, workload, seconds: options.seconds, connections: options.connections, streams: options.streams, ratePerSecond };
-    const mode = ratePerSecond === undefined ? 'closed-loop' : 'fixed-rate';
+  async function measure(target: Target, server: Running, workload: WorkloadName, mode: BenchRow['mode'], ratePerSecond?: number): Promise<BenchRow> {
+    const calls = WORKLOAD_CALLS[workload];
+    const alone = mode === 'one-in-flight';
+    const spec: LoadSpec = {
+      port: server.port,
+      workload,
+      seconds: calls === undefined ? options.seconds : COUNTED_RUN_CAP_SECONDS,
+      calls,
+      connections: alone ? 1 : options.connections,
+      streams: alone ? 1 : options.streams,
+      ratePerSecond,
+    };
     const bar = options.progress ? new SingleBar({ format: `{target} | {workload} | {mode} [{bar}] {percentage}% | {calls} calls`, stream: process.stderr, clearOnComplete: true }, Presets.shades_classic) : undefined;
     bar?.start(100, 0, { target: target.name.padEnd(8), workload: WORKLOAD_TITLES[workload], mode, calls: 0 });
     const startedAt = Date.now();
-    const onProgress = (sent: number): void => bar?.update(Math.min(100, Math.round(((Date.now() - startedAt) / 1000 / options.seconds) * 100)), { calls: sent });
+    const onProgress = (sent: number): void => {
+      const done = calls === undefined ? (Date.now() - startedAt) / 1000 / options.seconds : sent / calls;
+      bar?.update(Math.min(100, Math.round(done * 100)), { calls: sent });
+    };
     await target.shards?.resetStats();
+    const usageBefore = server.usage();
     try {
       const result = generators[workload] === 'h2load' ? await runH2load(spec, workDir, onProgress) : await runLoadInChild(spec, onProgress);
-      const trips = target.shards === undefined ? undefined : roundTrips(await target.shards.commandCalls()) / Math.max(1, result.requests);
-      return { target: target.name, workload, mode, result, vsNoop: undefined, redisRoundTripsPerDecision: trips };
+      const usageAfter = server.usage();
+      const answered = Math.max(1, result.requests);
+      const trips = target.shards === undefined ? undefined : roundTrips(await target.shards.commandCalls()) / answered;
+      return {
+        target: target.name,
+        workload,
+        mode,
+        result,
+        vsNoop: undefined,
+        redisRoundTripsPerDecision: trips,
+        serverCpuUsPerCall: usageBefore === undefined || usageAfter === undefined ? undefined : ((usageAfter.cpuSeconds - usageBefore.cpuSeconds) * 1e6) / answered,
+        serverResidentMb: usageAfter === undefined ? undefined : usageAfter.residentBytes / 2 ** 20,
+      };
     } finally {
       bar?.stop();
     }
@@ -159,13 +199,19 @@ function ratioToNoop(row: BenchRow, noop: BenchRow | undefined): number | undefi
   return noop.result.p99Ms > 0 ? row.result.p99Ms / noop.result.p99Ms : undefined;
 }
 
+const MODE_LABELS: Readonly<Record<BenchRow['mode'], (row: BenchRow) => string>> = {
+  'closed-loop': () => 'closed loop',
+  'fixed-rate': (row) => `fixed ${Math.round(row.result.requests / row.result.seconds)}/s`,
+  'one-in-flight': () => '1 in flight',
+};
+
 /** The report as a table for people; the JSON line follows it for machines. */
 export function formatReport(report: BenchReport): string[] {
-  const header = ['target', 'workload', 'mode', 'generator', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'redis RT/call', 'vs no-op'];
+  const header = ['target', 'workload', 'mode', 'generator', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'redis RT/call', 'cpu µs/call', 'RSS MB', 'vs no-op'];
   const lines = report.rows.map((row) => [
     row.target,
     WORKLOAD_TITLES[row.workload],
-    row.mode === 'fixed-rate' ? `fixed ${Math.round(row.result.requests / row.result.seconds)}/s` : 'closed loop',
+    MODE_LABELS[row.mode](row),
     row.result.generator,
     Math.round(row.result.requestsPerSecond).toString(),
     row.result.p50Ms.toFixed(3),
@@ -173,7 +219,9 @@ export function formatReport(report: BenchReport): string[] {
     row.result.p999Ms.toFixed(3),
     String(row.result.errors),
     row.redisRoundTripsPerDecision === undefined ? '' : row.redisRoundTripsPerDecision.toFixed(3),
-    row.vsNoop === undefined ? '' : `${row.vsNoop.toFixed(2)}×${row.mode === 'fixed-rate' ? ' p99' : ''}`,
+    row.serverCpuUsPerCall === undefined ? '' : row.serverCpuUsPerCall.toFixed(0),
+    row.serverResidentMb === undefined ? '' : row.serverResidentMb.toFixed(0),
+    row.vsNoop === undefined ? '' : `${row.vsNoop.toFixed(2)}×${row.mode === 'closed-loop' ? '' : ' p99'}`,
   ]);
   const widths = header.map((title, column) => Math.max(title.length, ...lines.map((line) => (line[column] ?? '').length)));
   const format = (cells: string[]): string => cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd();

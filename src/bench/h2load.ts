@@ -16,10 +16,10 @@ export function h2loadAvailable(): boolean {
  */
 export async function runH2load(spec: LoadSpec, workDir: string, onProgress: (sent: number) => void): Promise<LoadResult> {
   const frames = workloadFrames(spec.workload);
-  if (frames.length !== 1) throw new RangeError(`h2load sends one body; workload ${spec.workload} has ${frames.length}`);
+  if (frames.distinct !== 1) throw new RangeError(`h2load sends one body; workload ${spec.workload} has ${frames.distinct}`);
   const frameFile = join(workDir, `${spec.workload}.grpc`);
   const logFile = join(workDir, `h2load-${Date.now()}.tsv`);
-  await writeFile(frameFile, frames[0] as Buffer);
+  await writeFile(frameFile, frames.frameAt(0));
   const args = [
     '-D', String(spec.seconds), '-c', String(spec.connections), '-m', String(spec.streams), '-t', '1',
     '--data', frameFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers', '-H', 'grpc-timeout: 20m',

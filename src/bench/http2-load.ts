@@ -35,10 +35,11 @@ export async function runHttp2Load(spec: LoadSpec, onProgress: (sent: number) =>
   let inFlight = 0;
   const startedAt = performance.now();
   const endAt = startedAt + spec.seconds * 1000;
+  const callLimit = spec.calls ?? Number.POSITIVE_INFINITY;
 
   const callOnce = (session: ClientHttp2Session): Promise<void> =>
     new Promise((resolveCall) => {
-      const frame = frames[next++ % frames.length] as Buffer;
+      const frame = frames.frameAt(next++);
       const sentAt = performance.now();
       inFlight++;
       let status: string | undefined;
@@ -68,7 +69,7 @@ export async function runHttp2Load(spec: LoadSpec, onProgress: (sent: number) =>
       await Promise.all(
         sessions.flatMap((session) =>
           Array.from({ length: spec.streams }, async () => {
-            while (performance.now() < endAt) await callOnce(session);
+            while (performance.now() < endAt && next < callLimit) await callOnce(session);
           }),
         ),
       );

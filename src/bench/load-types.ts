@@ -4,7 +4,10 @@ import type { WorkloadName } from './workloads';
 export interface LoadSpec {
   readonly port: number;
   readonly workload: WorkloadName;
+  /** Longest the run lasts. */
   readonly seconds: number;
+  /** Calls to send at most (closed loop); the run ends at whichever comes first. */
+  readonly calls?: number | undefined;
   readonly connections: number;
   /** Calls kept in flight per connection (closed loop). */
   readonly streams: number;

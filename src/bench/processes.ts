@@ -1,4 +1,5 @@
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -10,7 +11,43 @@ const CLI = join(__dirname, '..', 'main.js');
 
 export interface Running {
   readonly port: number;
+  /** CPU time and resident memory of the server's processes (workers included), where /proc tells. */
+  usage(): ProcessUsage | undefined;
   stop(): Promise<void>;
+}
+
+export interface ProcessUsage {
+  readonly cpuSeconds: number;
+  readonly residentBytes: number;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat's times (getconf CLK_TCK; 100 on Linux unless configured otherwise). */
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
+const PAGE_BYTES = Number(spawnSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).stdout?.trim()) || 4096;
+
+/** A process and its descendants (the cluster workers of a WORKERS=N server). */
+function processTree(pid: number): number[] {
+  const children = readdirSync(`/proc/${pid}/task`).flatMap((task) =>
+    readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ').filter((child) => child !== '').map(Number),
+  );
+  return [pid, ...children.flatMap(processTree)];
+}
+
+/** Summed over the tree; undefined where there is no /proc (not Linux) or the process is gone. */
+export function processTreeUsage(pid: number): ProcessUsage | undefined {
+  try {
+    let ticks = 0;
+    let pages = 0;
+    for (const member of processTree(pid)) {
+      // Fields after the command name, which is in parentheses and may hold spaces.
+      const fields = readFileSync(`/proc/${member}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+      ticks += Number(fields[11]) + Number(fields[12]);
+      pages += Number(readFileSync(`/proc/${member}/statm`, 'utf8').split(' ')[1]);
+    }
+    return Number.isFinite(ticks) && Number.isFinite(pages) ? { cpuSeconds: ticks / CLOCK_TICKS, residentBytes: pages * PAGE_BYTES } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function exited(child: ChildProcess): Promise<void> {
@@ -36,6 +73,7 @@ async function startServerProcess(args: readonly string[], env: NodeJS.ProcessEn
   });
   return {
     port,
+    usage: () => (child.pid === undefined ? undefined : processTreeUsage(child.pid)),
     async stop() {
       child.kill('SIGTERM');
       await exited(child);

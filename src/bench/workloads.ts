@@ -14,14 +14,19 @@ descriptors:
     rate_limit: {unit: hour, requests_per_unit: 1}
 `;
 
-export const WORKLOAD_NAMES = ['hot', 'uniform_1k', 'zipf_1m', 'over_20pct'] as const;
+export const WORKLOAD_NAMES = ['hot', 'uniform_1k', 'zipf_1m', 'over_20pct', 'distinct_1m'] as const;
 export type WorkloadName = (typeof WORKLOAD_NAMES)[number];
+/** What `ringlimit bench` runs unless told otherwise: distinct_1m takes minutes per server. */
+export const DEFAULT_WORKLOADS: readonly WorkloadName[] = ['hot', 'uniform_1k', 'zipf_1m', 'over_20pct'];
+/** Calls a workload sends in all (closed loop, whatever the run's length), where it has a count. */
+export const WORKLOAD_CALLS: Readonly<Partial<Record<WorkloadName, number>>> = { distinct_1m: 1_000_000 };
 
 export const WORKLOAD_TITLES: Readonly<Record<WorkloadName, string>> = {
   hot: 'one hot key',
   uniform_1k: '1,000 keys, uniform',
   zipf_1m: '1,000,000 keys, Zipf s=1.1',
   over_20pct: '1,000 keys, 20% over limit',
+  distinct_1m: '1,000,000 distinct keys',
 };
 
 /** How many distinct request bodies a workload cycles through (a sample of its key distribution). */
@@ -57,17 +62,30 @@ function zipfRank(random: () => number, n: number, s: number): number {
   return Math.min(n, Math.max(1, Math.floor(rank)));
 }
 
-/** The request frames a workload sends, in order (the generator cycles through them). */
-export function workloadFrames(name: WorkloadName): Buffer[] {
+/** The request frames a workload sends, in order: `frameAt(index)` for the index-th call. */
+export interface WorkloadFrames {
+  /** Distinct frames before the sequence repeats. */
+  readonly distinct: number;
+  frameAt(index: number): Buffer;
+}
+
+function cycled(frames: readonly Buffer[]): WorkloadFrames {
+  return { distinct: frames.length, frameAt: (index) => frames[index % frames.length] as Buffer };
+}
+
+export function workloadFrames(name: WorkloadName): WorkloadFrames {
   const random = seededRandom(0x5eed);
   switch (name) {
     case 'hot':
-      return [grpcFrame(call('hot', 'the-one'))];
+      return cycled([grpcFrame(call('hot', 'the-one'))]);
     case 'uniform_1k':
-      return Array.from({ length: 1000 }, (_, index) => grpcFrame(call('user', `u${index}`)));
+      return cycled(Array.from({ length: 1000 }, (_, index) => grpcFrame(call('user', `u${index}`))));
     case 'zipf_1m':
-      return Array.from({ length: SAMPLE_SIZE }, () => grpcFrame(call('user', `z${zipfRank(random, 1_000_000, 1.1)}`)));
+      return cycled(Array.from({ length: SAMPLE_SIZE }, () => grpcFrame(call('user', `z${zipfRank(random, 1_000_000, 1.1)}`))));
     case 'over_20pct':
-      return Array.from({ length: 1000 }, (_, index) => grpcFrame(index % 5 === 0 ? call('tight', `t${index}`) : call('user', `o${index}`)));
+      return cycled(Array.from({ length: 1000 }, (_, index) => grpcFrame(index % 5 === 0 ? call('tight', `t${index}`) : call('user', `o${index}`))));
+    case 'distinct_1m':
+      // Built per call: a million frames held at once would weigh on the generator.
+      return { distinct: 1_000_000, frameAt: (index) => grpcFrame(call('user', `d${index % 1_000_000}`)) };
   }
 }

@@ -32,11 +32,11 @@ export function consumeFixedWindow(
 ): LimitDecision {
   const { next, expireAtMs } = countedInWindow(state, limit, hits, nowMs);
   // next.tokens is requests_per_unit minus the count after these hits.
-  const decision = {
+  return {
     allowed: next.tokens >= 0,
     remaining: Math.max(0, next.tokens),
     resetAfterMs: (UNIT_SECONDS[limit.unit] - (Math.floor(nowMs / 1000) % UNIT_SECONDS[limit.unit])) * 1000,
+    next: hits === 0 ? undefined : next,
     expireAtMs,
   };
-  return hits === 0 ? decision : { ...decision, next };
 }

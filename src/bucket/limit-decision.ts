@@ -11,7 +11,7 @@ export interface LimitDecision {
    * State to store when the request is admitted, or when this limit itself denied it
    * (a fixed window counts denied hits). Absent: nothing to write.
    */
-  readonly next?: BucketState;
+  readonly next: BucketState | undefined;
   /** When the stored record may be forgotten. Meaningful only with `next`. */
   readonly expireAtMs: number;
 }

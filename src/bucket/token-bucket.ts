@@ -40,16 +40,10 @@ export function consumeTokenBucket(
   const rate = refillPerMs(limit);
   // The tolerance keeps float noise (3600000.0000000005 ms) from adding a whole millisecond.
   const resetAfterMs = rate > 0 ? Math.max(0, Math.ceil(Math.max(0, limit.capacity - after) / rate - 1e-6)) : 0;
-  const decision = {
-    allowed,
-    remaining: Math.max(0, Math.floor(after + EPSILON)),
-    resetAfterMs,
-  };
-  if (!allowed || hits === 0) return { ...decision, expireAtMs: nowMs + resetAfterMs };
+  const remaining = Math.max(0, Math.floor(after + EPSILON));
+  // Every decision is built with the same properties in the same order: on the hot path, one
+  // object shape keeps property access monomorphic (spreading into variants did not).
+  if (!allowed || hits === 0) return { allowed, remaining, resetAfterMs, next: undefined, expireAtMs: nowMs + resetAfterMs };
   const updatedAtMs = Math.max(nowMs, state?.updatedAtMs ?? nowMs);
-  return {
-    ...decision,
-    next: { tokens: after, updatedAtMs },
-    expireAtMs: updatedAtMs + resetAfterMs,
-  };
+  return { allowed, remaining, resetAfterMs, next: { tokens: after, updatedAtMs }, expireAtMs: updatedAtMs + resetAfterMs };
 }

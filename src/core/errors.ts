@@ -5,7 +5,9 @@ export type ErrorCode =
   | 'ERR_INVALID_REQUEST'
   | 'ERR_NO_CONFIG'
   | 'ERR_STORE_UNAVAILABLE'
-  | 'ERR_STORE_AUTH';
+  | 'ERR_STORE_AUTH'
+  | 'ERR_OVERLOADED'
+  | 'ERR_DEADLINE_PASSED';
 
 export abstract class RateLimitError extends Error {
   abstract readonly code: ErrorCode;
@@ -70,6 +72,29 @@ export class StoreUnavailableError extends RateLimitError {
 
   constructor(readonly shard: string, options?: { cause?: unknown }) {
     super(`bucket store '${shard}' is unavailable${options?.cause === undefined ? '' : `: ${errorMessage(options.cause)}`}`, options);
+  }
+}
+
+/** Too many calls are being decided at once: this one is refused at once rather than answered late. */
+export class OverloadedError extends RateLimitError {
+  readonly code = 'ERR_OVERLOADED';
+  override readonly transient = true;
+
+  constructor(readonly inFlight: number) {
+    super(`overloaded: ${inFlight} calls are being decided already; retry or let the proxy apply its failure mode`);
+  }
+}
+
+/**
+ * The call's deadline passed while it waited its turn (behind the commit in flight on its
+ * buckets): its caller has gone, so it is not decided, consumes nothing and leaves no fallback debt.
+ */
+export class DeadlinePassedError extends RateLimitError {
+  readonly code = 'ERR_DEADLINE_PASSED';
+  override readonly transient = true;
+
+  constructor(waitedMs: number) {
+    super(`the deadline passed after ${Math.round(waitedMs)} ms waiting for the buckets' commit in flight; not decided`);
   }
 }
 

@@ -1,5 +1,3 @@
-const IDLE: Promise<void> = Promise.resolve();
-
 /**
  * Serialises work on the same buckets within this process, so that concurrent requests for one
  * hot bucket wait behind the write in flight instead of racing it and losing the conditional
@@ -12,14 +10,19 @@ export class BucketQueue {
   private readonly tails = new Map<string, Promise<void>>();
 
   async run<T>(keys: readonly string[], task: () => Promise<T>): Promise<T> {
-    const predecessors = keys.map((key) => this.tails.get(key) ?? IDLE);
+    // Most calls find their buckets idle: they wait for nothing and allocate no waiting list.
+    let predecessors: Promise<void>[] | undefined;
+    for (const key of keys) {
+      const tail = this.tails.get(key);
+      if (tail !== undefined) (predecessors ??= []).push(tail);
+    }
     let release = (): void => {};
     const done = new Promise<void>((resolve) => {
       release = resolve;
     });
     for (const key of keys) this.tails.set(key, done);
     try {
-      await Promise.all(predecessors);
+      if (predecessors !== undefined) await Promise.all(predecessors);
       return await task();
     } finally {
       release();

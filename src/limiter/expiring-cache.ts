@@ -38,6 +38,11 @@ export class ExpiringCache<V> {
     if (!this.enabled) return;
     this.entries.set(key, { value, cachedAtMs: nowMs });
     if (this.entries.size > this.maxEntries) this.entries.shift();
+    // Stale entries go as newer ones come, so a stream of distinct keys keeps only the last
+    // ttlMs of them, not maxEntries.
+    for (let oldest = this.entries.oldest(); oldest !== undefined && nowMs - oldest[1].cachedAtMs >= this.ttlMs; oldest = this.entries.oldest()) {
+      this.entries.shift();
+    }
   }
 
   forget(key: string): void {

@@ -9,10 +9,20 @@ import { ExpiringCache } from './expiring-cache';
  */
 const SOLE_WRITER_STREAK = 3;
 
+/**
+ * How long after the expiry we gave a record it is taken as gone from the shard. The shard counts
+ * the time to live from when the write reaches it, a little after we computed it; within the
+ * margin either answer may be wrong, and a wrong one costs a version conflict, decided in the same
+ * round trip.
+ */
+const EXPIRY_MARGIN_MS = 5;
+
 interface LocalRecord {
   readonly record: VersionedBucket | undefined;
   /** Consecutive observations in which nobody but this instance changed the record. */
   readonly soleWriterStreak: number;
+  /** When the shard drops the record (our own write set it): a full bucket is no record. */
+  readonly expireAtMs?: number | undefined;
 }
 
 export interface RecordLookup {
@@ -46,26 +56,36 @@ export class LocalRecords {
     if (!this.copies.enabled) return MISS;
     const { found, value } = this.copies.get(key, nowMs);
     if (!found || value === undefined) return MISS;
-    return { found: true, record: value.record, soleWriter: value.soleWriterStreak >= SOLE_WRITER_STREAK };
+    const gone = value.expireAtMs !== undefined && nowMs >= value.expireAtMs + EXPIRY_MARGIN_MS;
+    return { found: true, record: gone ? undefined : value.record, soleWriter: value.soleWriterStreak >= SOLE_WRITER_STREAK };
   }
 
-  /** Our conditional write matched: nobody wrote between our copy and it. */
-  written(key: string, record: VersionedBucket, atMs: number): void {
+  /**
+   * Our conditional write matched: nobody wrote between our copy and it. The shard drops the
+   * record at `expireAtMs` (when the bucket is full again); from then on the copy is of no record,
+   * so the next write expects none instead of losing its version check to the expiry.
+   */
+  written(key: string, record: VersionedBucket, expireAtMs: number, atMs: number): void {
     const previous = this.copies.get(key, atMs).value;
-    this.copies.set(key, { record, soleWriterStreak: (previous?.soleWriterStreak ?? 0) + 1 }, atMs);
+    this.copies.set(key, { record, soleWriterStreak: (previous?.soleWriterStreak ?? 0) + 1, expireAtMs }, atMs);
   }
 
   /**
    * The store decided and returned the records. `firstSeen` is the record right after our first
    * request in that commit, which our own `ownSteps` (that request, and debits before it) moved by
    * at most that many versions from our copy; a larger step, or a conflict, means another writer.
-   * `record` is the record after our last request.
+   * `record` is the record after our last request, which the shard drops at `expireAtMs`.
    */
-  decidedByStore(key: string, update: { readonly firstSeen: VersionedBucket | undefined; readonly ownSteps: number; readonly record: VersionedBucket | undefined; readonly conflicted: boolean }, atMs: number): void {
-    const previous = this.copies.get(key, atMs);
-    const steps = (update.firstSeen?.version ?? 0) - (previous.value?.record?.version ?? 0);
+  decidedByStore(
+    key: string,
+    update: { readonly firstSeen: VersionedBucket | undefined; readonly ownSteps: number; readonly record: VersionedBucket | undefined; readonly conflicted: boolean; readonly expireAtMs: number | undefined },
+    atMs: number,
+  ): void {
+    const previous = this.lookup(key, atMs);
+    const steps = (update.firstSeen?.version ?? 0) - (previous.record?.version ?? 0);
     const alone = previous.found && !update.conflicted && steps >= 0 && steps <= update.ownSteps;
-    this.copies.set(key, { record: update.record, soleWriterStreak: alone ? (previous.value?.soleWriterStreak ?? 0) + 1 : 0 }, atMs);
+    const streak = alone ? (this.copies.get(key, atMs).value?.soleWriterStreak ?? 0) + 1 : 0;
+    this.copies.set(key, { record: update.record, soleWriterStreak: streak, expireAtMs: update.expireAtMs }, atMs);
   }
 
   /** A record read from the store outside a decision (pre-warm): nothing yet says who writes it. */

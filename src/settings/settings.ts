@@ -63,6 +63,8 @@ export interface Settings {
   /** Largest gRPC message accepted (RESOURCE_EXHAUSTED beyond). */
   readonly grpcMaxMessageBytes: number;
   readonly requestLimits: RequestLimits;
+  /** Calls decided at once at most; beyond it calls are refused UNAVAILABLE at once (0 = no bound). */
+  readonly maxCallsInFlight: number;
   /** A file holding the admin token (Kubernetes secret), instead of ADMIN_TOKEN. */
   readonly adminTokenFile: string | undefined;
   /** A file holding the password for shards whose URL has none. */
@@ -123,6 +125,7 @@ export function loadSettings(env: Environment, flags: SettingsFlags = {}): Setti
       maxEntriesPerDescriptor: parsePositiveInt('MAX_ENTRIES_PER_DESCRIPTOR', read('MAX_ENTRIES_PER_DESCRIPTOR'), 32),
       maxValueLength: parsePositiveInt('MAX_VALUE_LENGTH', read('MAX_VALUE_LENGTH'), 1024),
     }),
+    maxCallsInFlight: parseNonNegativeInt('MAX_CALLS_IN_FLIGHT', read('MAX_CALLS_IN_FLIGHT'), 1000),
     adminTokenFile: secretFile(read, 'ADMIN_TOKEN'),
     redisPasswordFile: read('REDIS_PASSWORD_FILE'),
   });

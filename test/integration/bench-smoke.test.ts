@@ -19,13 +19,24 @@ describe('ringlimit bench (smoke run)', function () {
     assert.match(lines[0] ?? '', /^ringlimit bench: 1 s per run/);
     const json = lines.find((line) => line.startsWith('BENCH_JSON '));
     assert.ok(json, run.stdout);
-    const report = JSON.parse(json.slice('BENCH_JSON '.length)) as { rows: { target: string; workload: string; vsNoop?: number; result: { requests: number; requestsPerSecond: number; p99Ms: number }; redisRoundTripsPerDecision?: number }[]; generators: Record<string, string> };
+    const report = JSON.parse(json.slice('BENCH_JSON '.length)) as {
+      rows: { target: string; workload: string; mode: string; vsNoop?: number; result: { requests: number; requestsPerSecond: number; p99Ms: number }; redisRoundTripsPerDecision?: number; serverCpuUsPerCall?: number; serverResidentMb?: number }[];
+      generators: Record<string, string>;
+    };
     const targets = new Set(report.rows.map((row) => row.target));
     assert.deepEqual([...targets], ['no-op', 'memory', 'redis x3', 'rate-limiter-flexible', 'lua-token-bucket']);
     for (const row of report.rows) {
       assert.ok(row.result.requests > 0, `${row.target}/${row.workload} answered calls`);
       assert.ok(row.result.p99Ms > 0);
       assert.ok(row.vsNoop !== undefined && row.vsNoop > 0);
+      assert.ok((row.serverCpuUsPerCall ?? 0) > 0, `${row.target}/${row.workload}: the server's CPU time per call, from /proc`);
+      assert.ok((row.serverResidentMb ?? 0) > 10, `${row.target}/${row.workload}: the server's resident memory`);
+    }
+    for (const target of targets) {
+      assert.deepEqual(
+        report.rows.filter((row) => row.target === target).map((row) => `${row.workload} ${row.mode}`),
+        ['hot closed-loop', 'uniform_1k closed-loop', 'hot one-in-flight'],
+      );
     }
     assert.ok(report.rows.filter((row) => row.target !== 'no-op' && row.target !== 'memory').every((row) => (row.redisRoundTripsPerDecision ?? -1) >= 0));
     assert.equal(report.generators.uniform_1k, 'node:http2', 'h2load cannot vary the body: many keys use the built-in generator');

@@ -1,6 +1,8 @@
 import { status as GrpcStatus, type ServerUnaryCall, type sendUnaryData, type ServiceError } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { SampledWarnings } from '../sampled-warnings';
 import {
+  DeadlinePassedError,
   InvalidRequestError,
   RateLimitError,
   errorMessage,
@@ -90,14 +92,17 @@ function toDescriptorStatus(status: DescriptorStatus): RateLimitResponse_Descrip
   };
 }
 
+/** Never written to (the encoder only reads it): one for every response. */
+const NO_BYTES = Buffer.alloc(0);
+
 /** Engine outcome → RLS v3 wire message. */
 export function toResponse(outcome: RateLimitOutcome): RateLimitResponse {
   return {
     overall_code: CODE_TO_PROTO[outcome.overallCode],
     statuses: outcome.statuses.map(toDescriptorStatus),
-    response_headers_to_add: outcome.responseHeaders.map((header) => ({ key: header.key, value: header.value, raw_value: Buffer.alloc(0) })),
+    response_headers_to_add: outcome.responseHeaders.map((header) => ({ key: header.key, value: header.value, raw_value: NO_BYTES })),
     request_headers_to_add: [],
-    raw_body: Buffer.alloc(0),
+    raw_body: NO_BYTES,
     dynamic_metadata: undefined,
     quota: undefined,
   };
@@ -108,13 +113,13 @@ export function toResponse(outcome: RateLimitOutcome): RateLimitResponse {
  * nothing that failed is ever answered OK or UNKNOWN: bad requests are INVALID_ARGUMENT, transient
  * failures UNAVAILABLE, anything unexpected INTERNAL (and logged).
  */
-export function toServiceError(error: unknown, logger: Logger): Partial<ServiceError> {
+export function toServiceError(error: unknown, logger: Logger, warnings: SampledWarnings): Partial<ServiceError> {
   if (error instanceof InvalidRequestError) {
     return { code: GrpcStatus.INVALID_ARGUMENT, details: error.message };
   }
   if (error instanceof RateLimitError && error.transient) {
-    logger.warn({ err: error, code: error.code }, 'ShouldRateLimit failed');
-    return { code: GrpcStatus.UNAVAILABLE, details: error.message };
+    warnings.warn(error.code, { err: errorMessage(error) }, 'ShouldRateLimit failed');
+    return { code: error instanceof DeadlinePassedError ? GrpcStatus.DEADLINE_EXCEEDED : GrpcStatus.UNAVAILABLE, details: error.message };
   }
   logger.error({ err: error }, 'ShouldRateLimit failed unexpectedly');
   return { code: GrpcStatus.INTERNAL, details: `internal error: ${errorMessage(error)}` };
@@ -148,6 +153,7 @@ export const RLS_SERVICE_DEFINITION = {
 export function createRlsHandlers(options: { decider: RateLimitDecider; logger: Logger }): RateLimitServiceServer {
   const { decider } = options;
   const logger = options.logger.child({ component: 'rls-service' });
+  const warnings = new SampledWarnings(logger);
   return {
     shouldRateLimit(call: ServerUnaryCall<RateLimitRequest, RateLimitResponse>, callback: sendUnaryData<RateLimitResponse>) {
       if ((call.request as unknown) instanceof MalformedRequest) {
@@ -167,12 +173,12 @@ export function createRlsHandlers(options: { decider: RateLimitDecider; logger: 
         const [requestId] = call.metadata.get('x-request-id');
         query = toQuery(call.request, requestId === undefined ? undefined : String(requestId), timeLeft);
       } catch (error) {
-        callback(toServiceError(error, logger));
+        callback(toServiceError(error, logger, warnings));
         return;
       }
       decider.shouldRateLimit(query).then(
         (outcome) => callback(null, toResponse(outcome)),
-        (error: unknown) => callback(toServiceError(error, logger)),
+        (error: unknown) => callback(toServiceError(error, logger, warnings)),
       );
     },
   };

@@ -3,6 +3,7 @@ import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { InvalidRequestError, RateLimitError, errorMessage, tlsMode, type ServerTls } from '../../core';
+import { SampledWarnings } from '../sampled-warnings';
 import { HttpError, type HttpReply, type HttpRequest, type HttpRoutes } from './http-types';
 
 export interface HttpServerOptions {
@@ -24,9 +25,11 @@ export interface HttpServerOptions {
 export class HttpServer {
   private readonly server: Server;
   private readonly logger: Logger;
+  private readonly warnings: SampledWarnings;
 
   constructor(private readonly options: HttpServerOptions) {
     this.logger = options.logger.child({ component: 'http' });
+    this.warnings = new SampledWarnings(this.logger);
     const listener: RequestListener = (request, response) => void this.handle(request, response);
     const { tls } = options;
     this.server =
@@ -96,7 +99,7 @@ export class HttpServer {
     }
     if (error instanceof InvalidRequestError) return { status: 400, json: { error: error.message, field: error.field } };
     if (error instanceof RateLimitError && error.transient) {
-      this.logger.warn({ err: errorMessage(error) }, 'HTTP request failed');
+      this.warnings.warn(error.code, { err: errorMessage(error) }, 'HTTP request failed');
       return { status: 503, json: { error: error.message } };
     }
     this.logger.error({ err: error }, 'HTTP request failed unexpectedly');

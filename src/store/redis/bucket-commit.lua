@@ -7,8 +7,10 @@
 -- verdicts. Either way the group is atomic and the caller needs no second round trip.
 --
 -- KEYS[k]   bucket records "<version>:<tokens>:<updated_at_ms>", all on this shard
--- ARGV[1]   now in unix ms (the caller's clock, as for its own decisions)
--- ARGV[2]   number of groups; then per group:
+-- ARGV[1]   every argument below, separated by single spaces (none contains one): a caller
+--           encoding one argument instead of about twenty per group spends far less CPU on it
+-- args[1]   now in unix ms (the caller's clock, as for its own decisions)
+-- args[2]   number of groups; then per group:
 --             number of seeds; per seed: key index, record, time to live in ms: the record
 --               as the group's previous owner had it (after a shard-list change), stored
 --               only where this shard has no record yet, before anything else
@@ -102,24 +104,31 @@ local function store(key, version, tokens, updated, ttl)
   redis.call('SET', key, version .. ':' .. tokens .. ':' .. updated, 'PX', math.max(1, ttl))
 end
 
-local now = tonumber(ARGV[1])
+local args = {}
+local arg_count = 0
+for field in string.gmatch(ARGV[1], '[^ ]+') do
+  arg_count = arg_count + 1
+  args[arg_count] = field
+end
+
+local now = tonumber(args[1])
 local cursor = 3
 local reply = {}
 
--- Reads `count` requests (hits, limits) starting at ARGV[cursor], moving the cursor past them.
+-- Reads `count` requests (hits, limits) starting at args[cursor], moving the cursor past them.
 local function read_requests(count)
   local requests = {}
   for r = 1, count do
-    local request = { hits = tonumber(ARGV[cursor]), limits = {} }
-    local limit_count = tonumber(ARGV[cursor + 1])
+    local request = { hits = tonumber(args[cursor]), limits = {} }
+    local limit_count = tonumber(args[cursor + 1])
     cursor = cursor + 2
     for l = 1, limit_count do
       request.limits[l] = {
-        key = KEYS[tonumber(ARGV[cursor])],
-        algorithm = tonumber(ARGV[cursor + 1]),
-        rpu = tonumber(ARGV[cursor + 2]),
-        unit_ms = tonumber(ARGV[cursor + 3]),
-        capacity = tonumber(ARGV[cursor + 4]),
+        key = KEYS[tonumber(args[cursor])],
+        algorithm = tonumber(args[cursor + 1]),
+        rpu = tonumber(args[cursor + 2]),
+        unit_ms = tonumber(args[cursor + 3]),
+        capacity = tonumber(args[cursor + 4]),
       }
       cursor = cursor + 5
     end
@@ -188,35 +197,35 @@ local function commit_group(writes, requests, debits, must_decide)
   return out
 end
 
-for _ = 1, tonumber(ARGV[2]) do
-  local seed_count = tonumber(ARGV[cursor])
+for _ = 1, tonumber(args[2]) do
+  local seed_count = tonumber(args[cursor])
   for s = 1, seed_count do
     local at = cursor + 1 + 3 * (s - 1)
-    local key = KEYS[tonumber(ARGV[at])]
-    redis.call('SET', key, ARGV[at + 1], 'PX', math.max(1, tonumber(ARGV[at + 2])), 'NX')
+    local key = KEYS[tonumber(args[at])]
+    redis.call('SET', key, args[at + 1], 'PX', math.max(1, tonumber(args[at + 2])), 'NX')
   end
   cursor = cursor + 1 + 3 * seed_count
   local writes = {}
-  for w = 1, tonumber(ARGV[cursor]) do
+  for w = 1, tonumber(args[cursor]) do
     local at = cursor + 1 + 5 * (w - 1)
     writes[w] = {
-      key = KEYS[tonumber(ARGV[at])],
-      expected = tonumber(ARGV[at + 1]),
-      tokens = ARGV[at + 2],
-      updated = ARGV[at + 3],
-      ttl = tonumber(ARGV[at + 4]),
+      key = KEYS[tonumber(args[at])],
+      expected = tonumber(args[at + 1]),
+      tokens = args[at + 2],
+      updated = args[at + 3],
+      ttl = tonumber(args[at + 4]),
     }
   end
   cursor = cursor + 1 + 5 * #writes
-  local request_count = tonumber(ARGV[cursor])
+  local request_count = tonumber(args[cursor])
   cursor = cursor + 1
   local requests = read_requests(request_count)
-  local debit_count = tonumber(ARGV[cursor])
+  local debit_count = tonumber(args[cursor])
   cursor = cursor + 1
   local debits = read_requests(debit_count)
   local idempotency_key = nil
-  if tonumber(ARGV[cursor]) > 0 then idempotency_key = KEYS[tonumber(ARGV[cursor])] end
-  local idempotency_ttl = tonumber(ARGV[cursor + 1])
+  if tonumber(args[cursor]) > 0 then idempotency_key = KEYS[tonumber(args[cursor])] end
+  local idempotency_ttl = tonumber(args[cursor + 1])
   cursor = cursor + 2
 
   local seen = nil

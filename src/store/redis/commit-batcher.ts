@@ -24,6 +24,11 @@ interface Waiting {
 
 const WRITTEN: CommitOutcome = Object.freeze({ kind: 'written' });
 
+/** Script calls on their way to one shard before further commits wait to go together. */
+const MAX_SCRIPTS_IN_FLIGHT = 1;
+/** Longest a batch waits for the call in flight before it goes anyway. */
+const MAX_GATHER_MS = 2;
+
 /** The KEYS of one script call: each key once, referred to by its 1-based index. */
 class KeyList {
   readonly all: string[] = [];
@@ -45,15 +50,26 @@ class KeyList {
   }
 }
 
+/** Commits gathered for one shard, not sent yet. */
+interface Batch {
+  readonly client: ShardClient;
+  readonly commits: Waiting[];
+  sent: boolean;
+  sendAnyway?: NodeJS.Timeout;
+}
+
 /**
- * Gathers the commits that reach one shard in the same turn of the event loop into one
- * bucket-commit.lua call: concurrent calls for different buckets then cost the shard one script
- * run and one round trip between them, not one each. Each group stays atomic on its own in the
- * script; a shard failure fails every commit of the call. The call gets the tightest time budget
- * among them.
+ * Gathers the commits for one shard into one bucket-commit.lua call: those that reach it in the
+ * same turn of the event loop, and, while MAX_SCRIPTS_IN_FLIGHT script calls are already on
+ * their way to that shard, all that arrive until one comes back (MAX_GATHER_MS at most). Under
+ * load, commits then share one script run and one socket write instead of costing one each (the
+ * write is a system call that wakes the shard: on a busy machine it costs more than the script);
+ * alone, a commit is sent at once. Each group stays atomic on its own in the script; a shard
+ * failure fails every commit of the call. The call gets the tightest time budget among them.
  */
 export class CommitBatcher {
-  private readonly waiting = new Map<string, { client: ShardClient; commits: Waiting[] }>();
+  private readonly waiting = new Map<string, Batch>();
+  private readonly inFlight = new Map<string, number>();
 
   constructor(
     private readonly calls: ShardCalls,
@@ -68,12 +84,29 @@ export class CommitBatcher {
         pending.commits.push({ commit, resolve, reject });
         return;
       }
-      const started = { client, commits: [{ commit, resolve, reject }] };
+      // A batch for the shard's previous client (the shard list was reloaded) goes as it is.
+      if (pending !== undefined) this.flush(shard, pending);
+      const started: Batch = { client, commits: [{ commit, resolve, reject }], sent: false };
       this.waiting.set(shard, started);
-      setImmediate(() => {
-        if (this.waiting.get(shard) === started) this.waiting.delete(shard);
-        void this.send(shard, started.client, started.commits);
-      });
+      if ((this.inFlight.get(shard) ?? 0) < MAX_SCRIPTS_IN_FLIGHT) setImmediate(() => this.flush(shard, started));
+      // A call in flight may have a looser budget than these commits, or a shard that stopped answering.
+      else started.sendAnyway = setTimeout(() => this.flush(shard, started), MAX_GATHER_MS);
+    });
+  }
+
+  /** Sends a batch (once); when its call comes back, the batch that gathered meanwhile goes. */
+  private flush(shard: string, batch: Batch): void {
+    if (batch.sent) return;
+    batch.sent = true;
+    clearTimeout(batch.sendAnyway);
+    if (this.waiting.get(shard) === batch) this.waiting.delete(shard);
+    this.inFlight.set(shard, (this.inFlight.get(shard) ?? 0) + 1);
+    void this.send(shard, batch.client, batch.commits).finally(() => {
+      const stillInFlight = (this.inFlight.get(shard) ?? 1) - 1;
+      if (stillInFlight > 0) this.inFlight.set(shard, stillInFlight);
+      else this.inFlight.delete(shard);
+      const next = this.waiting.get(shard);
+      if (next !== undefined) this.flush(shard, next);
     });
   }
 
@@ -86,7 +119,7 @@ export class CommitBatcher {
     }
     let reply: (string | number)[];
     try {
-      reply = await this.calls.run(shard, client, (c) => c.bucketCommit(keys.all.length, ...keys.all, ...args), {
+      reply = await this.calls.run(shard, client, (c) => c.bucketCommit(keys.all.length, ...keys.all, args.join(' ')), {
         operation: 'commit',
         timeoutMs: Math.min(...commits.map(({ commit }) => commit.giveUpAt)) - performance.now(),
         evenIfDown: commits.some(({ commit }) => commit.evenIfDown === true),

@@ -31,8 +31,10 @@ export function createShardClient(options: RedisClientOptions): ShardClient {
   const redisOptions: RedisOptions = {
     lazyConnect: true,
     enableOfflineQueue: false,
-    // Commands issued in the same tick (many calls, many shards) go out in one write.
-    enableAutoPipelining: true,
+    // No auto-pipelining: the commits, the only commands on the request path, are already
+    // gathered into one script call per shard (CommitBatcher), and a pipeline per script call
+    // cost about 10 µs of CPU per decision (bench, 1,000 keys: 125 against 135-142 µs).
+    enableAutoPipelining: false,
     maxRetriesPerRequest: 1,
     commandTimeout: options.commandTimeoutMs,
     connectTimeout: 2000,

@@ -13,7 +13,7 @@ const MIN_ATTEMPT_MS = 2;
 
 /** Errors not worth retrying: ioredis's own commandTimeout (the command was sent and may still run) and the shard's answers other than "not now". */
 function isRetryable(error: unknown): boolean {
-  if (error instanceof OutOfTimeError || !(error instanceof Error)) return false;
+  if (error instanceof OutOfTimeError || error instanceof ConnectionLostError || !(error instanceof Error)) return false;
   if (/Command timed out/.test(error.message)) return false;
   return error.name !== 'ReplyError' || /^(LOADING|BUSY|TRYAGAIN|MASTERDOWN)/.test(error.message);
 }
@@ -43,6 +43,7 @@ export class ShardCalls {
   private readonly downUntilMs = new Map<ShardClient, number>();
   /** Commands that outlived their caller's budget and have not come back yet, per shard. */
   private readonly overdue = new Map<ShardClient, number>();
+  private readonly pending = new WeakMap<ShardClient, Set<(error: Error) => void>>();
 
   constructor(private readonly observer: StoreObserver | undefined) {}
 
@@ -77,6 +78,7 @@ export class ShardCalls {
 
   private attempt<T>(client: ShardClient, command: (client: ShardClient) => Promise<T>, timeoutMs: number): Promise<T> {
     const running = command(client);
+    const pending = this.pendingOn(client);
     let late = false;
     const settled = (): void => {
       if (!late) return;
@@ -94,15 +96,57 @@ export class ShardCalls {
         settled();
       },
     );
+    let answered = false;
     let timer: NodeJS.Timeout | undefined;
+    let abandon: ((error: Error) => void) | undefined;
     const outOfTime = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
+      abandon = (error) => {
+        if (answered || late) return;
         late = true;
         this.overdue.set(client, (this.overdue.get(client) ?? 0) + 1);
-        reject(new OutOfTimeError(timeoutMs));
+        reject(error);
+      };
+      timer = setTimeout(() => {
+        // Timers run before the event loop reads its sockets: on a busy loop the answer may be
+        // waiting unread. Reading first (setImmediate runs after the poll phase) keeps a late
+        // loop from being taken for a late shard.
+        setImmediate(() => abandon?.(new OutOfTimeError(timeoutMs)));
       }, Math.max(0, timeoutMs));
     });
-    return Promise.race([running, outOfTime]).finally(() => clearTimeout(timer));
+    const gaveUp = abandon as (error: Error) => void;
+    pending.add(gaveUp);
+    return Promise.race([running, outOfTime]).finally(() => {
+      answered = true;
+      pending.delete(gaveUp);
+      clearTimeout(timer);
+    });
+  }
+
+  /**
+   * The give-up functions of the attempts waiting on a client. When its connection closes, ioredis
+   * holds the commands it had sent and resends them after reconnecting (they may have run, or may
+   * still): their callers stop waiting at once, in doubt as after a timeout, and fall back instead
+   * of spending the rest of their budget on a reconnect.
+   */
+  private pendingOn(client: ShardClient): Set<(error: Error) => void> {
+    let pending = this.pending.get(client);
+    if (pending === undefined) {
+      const created = new Set<(error: Error) => void>();
+      client.on('close', () => {
+        for (const giveUp of [...created]) giveUp(new ConnectionLostError());
+      });
+      this.pending.set(client, created);
+      pending = created;
+    }
+    return pending;
+  }
+}
+
+/** The shard's connection closed with the command sent and unanswered: it may still run when ioredis resends it. */
+class ConnectionLostError extends Error {
+  constructor() {
+    super('the connection closed before the shard answered; the command is in doubt');
+    this.name = 'ConnectionLostError';
   }
 }
 

@@ -8,6 +8,7 @@ describe('WriteOrderedMap', () => {
       fc.record({ op: fc.constant('set' as const), key: fc.integer({ min: 0, max: 20 }), value: fc.integer() }),
       fc.record({ op: fc.constant('delete' as const), key: fc.integer({ min: 0, max: 20 }) }),
       fc.record({ op: fc.constant('shift' as const) }),
+      fc.record({ op: fc.constant('oldest' as const) }),
     );
     fc.assert(
       fc.property(fc.array(operation, { maxLength: 3000 }), (operations) => {
@@ -20,6 +21,9 @@ describe('WriteOrderedMap', () => {
             model.set(step.key, step.value);
           } else if (step.op === 'delete') {
             assert.equal(subject.delete(step.key), model.delete(step.key));
+          } else if (step.op === 'oldest') {
+            const oldest = model.entries().next();
+            assert.deepEqual(subject.oldest(), oldest.done === true ? undefined : oldest.value);
           } else {
             const oldest = model.entries().next();
             if (oldest.done !== true) model.delete(oldest.value[0]);

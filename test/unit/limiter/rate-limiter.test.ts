@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import type { RuleSet } from '../../../src/config/rule-set';
 import {
+  DeadlinePassedError,
   InvalidRequestError,
   NoConfigLoadedError,
+  OverloadedError,
   type RateLimitQuery,
   type RequestDescriptor,
 } from '../../../src/core';
@@ -189,6 +191,51 @@ describe('RateLimiter', () => {
     for (let call = 0; call < 30; call++) codes.push((await (engines[call % 3] as RateLimiter).shouldRateLimit(q([one('loose', 'rr')]))).overallCode);
     assert.equal(codes.filter((code) => code === 'OK').length, 10);
     assert.equal(engines.reduce((sum, engine) => sum + engine.counters.versionConflicts, 0), 0);
+  });
+
+  it('refuses calls beyond maxCallsInFlight at once with OverloadedError, and takes calls again once they drain', async () => {
+    const clock = new FakeClock();
+    const inner = new MemoryBucketStore({ clock, maxBuckets: 100 });
+    const held: (() => void)[] = [];
+    const store = delegatingStore(inner, { commit: (groups, nowMs) => new Promise((resolve) => held.push(() => resolve(inner.commit(groups, nowMs)))) });
+    const limiter = new RateLimiter({ store, clock, rules: (): RuleSet => RULES, maxCallsInFlight: 2 });
+    const first = limiter.shouldRateLimit(q([one('loose', 'a')]));
+    const second = limiter.shouldRateLimit(q([one('loose', 'b')]));
+    await assert.rejects(limiter.shouldRateLimit(q([one('loose', 'c')])), (error: unknown) => error instanceof OverloadedError && error.transient);
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const release of held.splice(0)) release();
+    assert.deepEqual([(await first).overallCode, (await second).overallCode], ['OK', 'OK']);
+    const third = limiter.shouldRateLimit(q([one('loose', 'c')]));
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const release of held.splice(0)) release();
+    assert.equal((await third).overallCode, 'OK');
+  });
+
+  it('does not decide a call whose deadline passed while it waited behind the commit in flight: nothing consumed, no fallback debt', async () => {
+    const clock = new FakeClock();
+    const inner = new MemoryBucketStore({ clock, maxBuckets: 100 });
+    const held: (() => void)[] = [];
+    const committed: number[] = [];
+    const store = delegatingStore(inner, {
+      commit: (groups, nowMs) => {
+        committed.push(groups.reduce((sum, group) => sum + group.requests.length, 0));
+        return new Promise((resolve) => held.push(() => resolve(inner.commit(groups, nowMs))));
+      },
+    });
+    const limiter = new RateLimiter({ store, clock, rules: (): RuleSet => RULES });
+    const first = limiter.shouldRateLimit(q([one('loose', 'late')]));
+    const late = limiter.shouldRateLimit({ ...q([one('loose', 'late')]), timeBudgetMs: 5 });
+    const patient = limiter.shouldRateLimit({ ...q([one('loose', 'late')]), timeBudgetMs: 5000 });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    for (const release of held.splice(0)) release();
+    assert.equal((await first).overallCode, 'OK');
+    await assert.rejects(late, (error: unknown) => error instanceof DeadlinePassedError && error.transient);
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const release of held.splice(0)) release();
+    assert.equal((await patient).overallCode, 'OK');
+    assert.deepEqual(committed, [1, 1], 'the late call was never sent; the patient one went alone');
+    assert.equal(limiter.counters.fallbackDecisions, 0);
+    assert.equal(limiter.owesFallbackDebts, false);
   });
 
   it('answers exact denials from its local copy without writing', async () => {

@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { connectShards } from '../../../../src/store/redis/connect-shards';
 import { RedisShardStore } from '../../../../src/store/redis/redis-shard-store';
 import { describeStoreContract } from '../../../contract/store.contract';
 import { FakeClock } from '../../../support/fake-clock';
 import { RedisServer, startShards, stopAll } from '../../../support/redis-server';
+import { TcpProxy } from '../../../support/tcp-proxy';
 
 const silent = pino({ level: 'silent' });
 
@@ -48,6 +51,42 @@ for (const shardCount of [1, 3]) {
   });
 }
 
+describe('RedisShardStore script calls', () => {
+  let server: RedisServer;
+  before(async function () {
+    this.timeout(20_000);
+    [server] = (await startShards(1)) as [RedisServer];
+  });
+  after(() => stopAll([server]));
+
+  it('sends the commits that arrive while a script call is on its way in one call when it comes back', async () => {
+    const clock = new FakeClock(Date.now());
+    const store = await makeShardStore([server], clock);
+    const admin = new Redis(server.url());
+    try {
+      await admin.config('RESETSTAT');
+      const commitOne = (key: string) =>
+        store.commit([{ writes: [], requests: [{ hits: 1, limits: [{ key, limit: { requestsPerUnit: 10, unit: 'second', capacity: 10, algorithm: 'token_bucket' } }] }] }], clock.nowMs(), { timeoutMs: 5000 });
+      // The shard holds the first call unanswered for a while; ten more commits come, each in its own turn of the event loop.
+      await admin.client('PAUSE', 60);
+      const first = commitOne('first');
+      const later: ReturnType<typeof commitOne>[] = [];
+      for (let index = 0; index < 10; index++) {
+        await nextTurn();
+        later.push(commitOne(`later-${index}`));
+      }
+      const outcomes = await Promise.all([first, ...later]);
+      assert.ok(outcomes.every(([outcome]) => outcome?.kind === 'decided' && outcome.results[0]?.[0]?.allowed === true), JSON.stringify(outcomes));
+      const stats = await admin.info('commandstats');
+      const scriptCalls = [...stats.matchAll(/^cmdstat_(evalsha|eval):calls=(\d+)/gm)].reduce((sum, match) => sum + Number(match[2]), 0);
+      assert.equal(scriptCalls, 2, stats);
+    } finally {
+      admin.disconnect();
+      await store.close();
+    }
+  });
+});
+
 describe('RedisShardStore failures', () => {
   it('names the shard that does not answer', async function () {
     this.timeout(20_000);
@@ -62,6 +101,30 @@ describe('RedisShardStore failures', () => {
     } finally {
       await store.close();
       await stopAll([up, down]);
+    }
+  });
+
+  it('gives up on a command at once when its connection closes, without waiting out the budget', async function () {
+    this.timeout(20_000);
+    const [server] = (await startShards(1)) as [RedisServer];
+    const proxy = await TcpProxy.start(server.port);
+    const clock = new FakeClock(Date.now());
+    const clients = await connectShards({ shards: [{ name: 'proxied', url: proxy.url() }], commandTimeoutMs: 5000, logger: silent });
+    const store = new RedisShardStore({ shards: clients, clock, keyPrefix: `lost${Date.now()}:` });
+    try {
+      proxy.set({ kind: 'delay', ms: 1000 });
+      const limit = { requestsPerUnit: 10, unit: 'second', capacity: 10, algorithm: 'token_bucket' } as const;
+      const startedAt = performance.now();
+      const commit = store.commit([{ writes: [], requests: [{ hits: 1, limits: [{ key: 'k', limit }] }] }], clock.nowMs(), { timeoutMs: 2000 });
+      setTimeout(() => proxy.resetAll(), 20);
+      const [outcome] = await commit;
+      const tookMs = performance.now() - startedAt;
+      assert.equal(outcome?.kind, 'unavailable');
+      assert.ok(tookMs < 500, `answered ${Math.round(tookMs)} ms after the reset at 20 ms, not at the 2000 ms budget`);
+    } finally {
+      await store.close();
+      await proxy.stop();
+      await stopAll([server]);
     }
   });
 
