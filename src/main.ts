@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { createApp } from './app';
 import { startBaselineServer } from './bench/baseline-servers';
 import { formatReport, runBench } from './bench/bench';
-import { runHttp2Load } from './bench/http2-load';
+import { runFramesLoad } from './bench/frames-load';
 import type { LoadMessage, LoadSpec } from './bench/load-types';
 import { startNoopServer } from './bench/noop-server';
 import { DEFAULT_WORKLOADS, WORKLOAD_NAMES, type WorkloadName } from './bench/workloads';
@@ -112,7 +112,7 @@ program
   .action(() => {
     process.once('message', (spec: LoadSpec) => {
       const send = (message: LoadMessage): void => void process.send?.(message);
-      runHttp2Load(spec, (sent) => send({ kind: 'progress', sent })).then(
+      runFramesLoad(spec, (sent) => send({ kind: 'progress', sent })).then(
         (result) => send({ kind: 'done', result }),
         (error: unknown) => send({ kind: 'failed', error: errorMessage(error) }),
       );

@@ -78,8 +78,8 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   await writeFile(join(configDir, 'bench.yaml'), BENCH_RULES);
   const useH2load = h2loadAvailable();
   const notes: string[] = [];
-  if (!useH2load) notes.push('h2load not installed (apt-get install -y nghttp2-client): every workload used the built-in node:http2 generator');
-  const generators = Object.fromEntries(options.workloads.map((workload) => [workload, useH2load && workload === 'hot' ? 'h2load' : 'node:http2']));
+  if (!useH2load) notes.push('h2load not installed (apt-get install -y nghttp2-client): every workload used the built-in h2-frames generator');
+  const generators = Object.fromEntries(options.workloads.map((workload) => [workload, useH2load && workload === 'hot' ? 'h2load' : 'h2-frames']));
   let shards: RedisShards | undefined;
   if (redisAvailable()) shards = await startRedisShards(3);
   else notes.push('redis-server not installed: no Redis rows');

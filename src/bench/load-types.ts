@@ -16,7 +16,7 @@ export interface LoadSpec {
 }
 
 export interface LoadResult {
-  readonly generator: 'h2load' | 'node:http2';
+  readonly generator: 'h2load' | 'h2-frames';
   /** Calls answered with grpc-status 0 (h2load: HTTP 200). */
   readonly requests: number;
   readonly errors: number;

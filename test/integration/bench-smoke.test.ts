@@ -39,7 +39,7 @@ describe('ringlimit bench (smoke run)', function () {
       );
     }
     assert.ok(report.rows.filter((row) => row.target !== 'no-op' && row.target !== 'memory').every((row) => (row.redisRoundTripsPerDecision ?? -1) >= 0));
-    assert.equal(report.generators.uniform_1k, 'node:http2', 'h2load cannot vary the body: many keys use the built-in generator');
+    assert.equal(report.generators.uniform_1k, 'h2-frames', 'h2load cannot vary the body: many keys use the built-in generator');
     assert.match(run.stdout, /^target +workload +mode +generator +req\/s/m);
   });
 

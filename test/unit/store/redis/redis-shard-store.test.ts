@@ -79,7 +79,9 @@ describe('RedisShardStore script calls', () => {
       assert.ok(outcomes.every(([outcome]) => outcome?.kind === 'decided' && outcome.results[0]?.[0]?.allowed === true), JSON.stringify(outcomes));
       const stats = await admin.info('commandstats');
       const scriptCalls = [...stats.matchAll(/^cmdstat_(evalsha|eval):calls=(\d+)/gm)].reduce((sum, match) => sum + Number(match[2]), 0);
-      assert.equal(scriptCalls, 2, stats);
+      // One for the first commit, one for the rest, or a third where the ten turns took longer
+      // than the 2 ms a batch waits for the call in flight (a loaded machine); without gathering, 11.
+      assert.ok(scriptCalls >= 2 && scriptCalls <= 3, stats);
     } finally {
       admin.disconnect();
       await store.close();

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { Server, ServerCredentials, status as GrpcStatus } from '@grpc/grpc-js';
+import fc from 'fast-check';
+import { runFramesLoad } from '../../../src/bench/frames-load';
+import { FrameReader, frame, type IncomingFrame } from '../../../src/bench/h2-frames';
+import { startNoopServer } from '../../../src/bench/noop-server';
+import { RateLimitServiceService, type RateLimitServiceServer } from '../../../src/generated/envoy/service/ratelimit/v3/rls';
+
+/** A grpc-js RLS server that records the values it was asked about and answers every call with `failWith` (OVER_LIMIT otherwise). */
+async function startRecordingServer(failWith?: GrpcStatus): Promise<{ port: number; values: string[]; stop(): void }> {
+  const server = new Server();
+  const values: string[] = [];
+  const handlers: RateLimitServiceServer = {
+    shouldRateLimit: (call, callback) => {
+      values.push(call.request.descriptors[0]?.entries[0]?.value ?? '');
+      if (failWith !== undefined) callback({ code: failWith, details: 'refused by the test server' });
+      else callback(null, { overall_code: 1, statuses: [], response_headers_to_add: [], request_headers_to_add: [], raw_body: Buffer.alloc(0), dynamic_metadata: undefined, quota: undefined });
+    },
+  };
+  server.addService(RateLimitServiceService, handlers);
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error))));
+  return { port, values, stop: () => server.forceShutdown() };
+}
+
+describe('the h2-frames load generator', function () {
+  this.timeout(30_000);
+
+  it('sends every call of a workload to a grpc-js server, past the first 64 KiB of flow-control window, and counts the answers', async () => {
+    const server = await startRecordingServer();
+    try {
+      const result = await runFramesLoad({ port: server.port, workload: 'uniform_1k', seconds: 25, calls: 4000, connections: 2, streams: 8 }, () => undefined);
+      assert.equal(result.generator, 'h2-frames');
+      assert.equal(result.requests, 4000);
+      assert.equal(result.errors, 0);
+      assert.equal(server.values.length, 4000);
+      // The connection's headers were indexed after its first call: the server decoded every later one too.
+      assert.equal(new Set(server.values).size, 1000, 'each of the 1,000 keys arrived');
+      assert.ok(result.p50Ms > 0 && result.p99Ms >= result.p50Ms);
+    } finally {
+      server.stop();
+    }
+  });
+
+  it('counts a gRPC error status (a trailers-only response) as an error, not an answer', async () => {
+    const server = await startRecordingServer(GrpcStatus.UNAVAILABLE);
+    try {
+      const result = await runFramesLoad({ port: server.port, workload: 'hot', seconds: 25, calls: 200, connections: 1, streams: 4 }, () => undefined);
+      assert.equal(result.requests, 0);
+      assert.equal(result.errors, 200);
+    } finally {
+      server.stop();
+    }
+  });
+
+  it('keeps a fixed rate against the no-op server', async () => {
+    const { port, server } = await startNoopServer(0);
+    try {
+      const result = await runFramesLoad({ port, workload: 'hot', seconds: 1, connections: 2, streams: 1, ratePerSecond: 500 }, () => undefined);
+      assert.equal(result.errors, 0);
+      assert.ok(result.requests >= 450 && result.requests <= 510, `${result.requests} calls in a second at 500/s`);
+    } finally {
+      server.forceShutdown();
+    }
+  });
+
+  it('reads the same frames however the byte stream is cut into chunks', () => {
+    const frames = [frame(0x4, 0, 0, Buffer.alloc(6)), frame(0x1, 0x5, 3, Buffer.from('headers')), frame(0x0, 0x1, 3, Buffer.alloc(300, 7)), frame(0x6, 0, 0, Buffer.alloc(8, 1))];
+    const bytes = Buffer.concat(frames);
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.integer({ min: 1, max: bytes.length - 1 }), { maxLength: 20 }), (cuts) => {
+        const reader = new FrameReader();
+        const seen: IncomingFrame[] = [];
+        let from = 0;
+        for (const cut of [...cuts].sort((a, b) => a - b).concat(bytes.length)) {
+          reader.push(bytes.subarray(from, cut), (incoming) => seen.push({ ...incoming, payload: Buffer.from(incoming.payload) }));
+          from = cut;
+        }
+        assert.deepEqual(seen.map((incoming) => [incoming.type, incoming.flags, incoming.streamId, incoming.payload.length]), [[4, 0, 0, 6], [1, 5, 3, 7], [0, 1, 3, 300], [6, 0, 0, 8]]);
+      }),
+    );
+  });
+});
