@@ -6,7 +6,11 @@ import type { DescriptorEntry, LimitOverride, TimeUnit } from '../core';
  * percent-encoded so that no two different descriptors can produce the same id.
  */
 
+const NEEDS_ESCAPE = /[%|=#]/;
+
 function escapePart(text: string): string {
+  // Most names and values hold none of these: a test is far cheaper than a replace with a callback.
+  if (!NEEDS_ESCAPE.test(text)) return text;
   return text.replace(/[%|=#]/g, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
 }
 

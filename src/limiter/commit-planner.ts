@@ -1,8 +1,8 @@
-import type { AppliedLimit, Clock, CommitOutcome, DescriptorStatus, EngineObserver, Limit, VersionedBucket } from '../core';
+import type { AppliedLimit, BucketStore, Clock, CommitGroup, CommitOutcome, DescriptorStatus, EngineObserver, Limit, VersionedBucket } from '../core';
 import { bucketGroup } from '../bucket/bucket-key';
 import { tokensAt } from '../bucket/token-bucket';
 import { commitGroups, planGroup, type PlannedCommitGroup } from './commit-groups';
-import { decideDescriptors, limitedStatus } from './decide-descriptors';
+import { decideDescriptors, limitedStatus, NO_LIMIT_STATUS, UNLIMITED_STATUS } from './decide-descriptors';
 import type { DescriptorPlan } from './descriptor-plan';
 import type { FallbackBuckets } from './fallback-buckets';
 import type { LocalRecords } from './local-records';
@@ -18,12 +18,17 @@ export interface EngineCounters {
   fallbackDecisions: number;
 }
 
+/** A store that decides in this process, synchronously (the memory store). */
+export type InProcessStore = Required<Pick<BucketStore, 'commitNow'>>;
+
 /** What prepare decided, and the groups (if any) the store must commit or decide. */
 export interface PreparedCommit {
   readonly statuses: DescriptorStatus[];
   readonly nowMs: number;
   readonly groups: PlannedCommitGroup[] | undefined;
 }
+
+const NO_WRITES: CommitGroup['writes'] = Object.freeze([]);
 
 /** Stands in for a descriptor the store will decide, so local decisions keep request order. */
 const NOT_DECIDED_HERE: DescriptorPlan = Object.freeze({ kind: 'no_limit' });
@@ -102,6 +107,30 @@ export class CommitPlanner {
       idempotency: requestId === undefined ? undefined : { requestId, ttlMs: this.idempotencyTtlMs },
     });
     return { statuses, nowMs, groups };
+  }
+
+  /**
+   * The whole commit at once, for a store in this process (BucketStore.commitNow) and a call
+   * without a request id: each limited descriptor goes to the store as its own group, in request
+   * order, and the store decides it. Nothing runs between the store's read and its write, so there
+   * is no copy to consult, no conflict and no fallback; and one group per descriptor decides
+   * exactly as one group for all would, a later descriptor seeing an earlier one's writes.
+   */
+  decideNow(plans: readonly DescriptorPlan[], store: InProcessStore): DescriptorStatus[] {
+    const groups: CommitGroup[] = [];
+    for (const plan of plans) {
+      if (plan.kind === 'limited') groups.push({ writes: NO_WRITES, requests: [{ hits: plan.hits, limits: plan.limits.map(({ bucketKey, limit }) => ({ key: bucketKey, limit })) }] });
+    }
+    const outcomes = groups.length === 0 ? [] : store.commitNow(groups, this.clock.nowMs());
+    this.counters.groupsCommitted += groups.length;
+    let groupIndex = 0;
+    return plans.map((plan) => {
+      if (plan.kind !== 'limited') return plan.kind === 'unlimited' ? UNLIMITED_STATUS : NO_LIMIT_STATUS;
+      const outcome = outcomes[groupIndex++];
+      const verdicts = outcome?.kind === 'decided' ? outcome.results[0] : undefined;
+      if (verdicts?.length !== plan.limits.length) throw new Error(`the store did not decide descriptor group ${groupIndex - 1}`);
+      return limitedStatus(plan, plan.limits.map(({ limit }, limitIndex) => ({ limit, decision: verdicts[limitIndex] as AppliedLimit })));
+    });
   }
 
   /** Takes the store's outcomes: our writes landed, or its verdicts replace ours, or a fallback decides. */

@@ -40,8 +40,10 @@ interface PendingWrite {
   expireAtMs: number;
 }
 
-const NO_LIMIT_STATUS: DescriptorStatus = Object.freeze({ code: 'OK', limitRemaining: 0 });
-const UNLIMITED_STATUS: DescriptorStatus = Object.freeze({ code: 'OK', limitRemaining: MAX_UINT32 });
+/** The status of a descriptor no rule limits. */
+export const NO_LIMIT_STATUS: DescriptorStatus = Object.freeze({ code: 'OK', limitRemaining: 0 });
+/** The status of a descriptor whose rule says unlimited. */
+export const UNLIMITED_STATUS: DescriptorStatus = Object.freeze({ code: 'OK', limitRemaining: MAX_UINT32 });
 
 /**
  * Decides every descriptor against the loaded records, in request order. Pure.

@@ -63,8 +63,8 @@ export function planDescriptors(query: RateLimitQuery, domain: DomainRules | und
       replaces: node.replaces,
     };
   });
+  if (!candidates.some((candidate) => candidate.replaces.length > 0)) return candidates.map((candidate) => candidate.plan);
   const replaced = new Set(candidates.flatMap((candidate) => candidate.replaces));
-  if (replaced.size === 0) return candidates.map((candidate) => candidate.plan);
   return candidates.map(({ plan }) => {
     if (plan.kind !== 'limited') return plan;
     const limits = plan.limits.filter(({ limit }) => limit.name === '' || !replaced.has(limit.name));

@@ -28,7 +28,7 @@ import { planDescriptors, type DescriptorPlan } from './descriptor-plan';
 import { FallbackBuckets } from './fallback-buckets';
 import { ExpiringCache } from './expiring-cache';
 import { LocalRecords } from './local-records';
-import { CommitPlanner, type EngineCounters } from './commit-planner';
+import { CommitPlanner, type EngineCounters, type InProcessStore } from './commit-planner';
 import { OverrideSet } from './override-set';
 import { rateLimitHeaders, type ResponseHeaderNames } from './response-headers';
 
@@ -328,11 +328,13 @@ export class RateLimiter {
 
   /** `deadline`: when the store must have answered (a fallback decides after it), and when an answer is too late to send. */
   private async decide(plans: readonly DescriptorPlan[], requestId: string | undefined, deadline: CallDeadline | undefined): Promise<DescriptorStatus[]> {
+    const { store } = this;
+    // An in-process store decides synchronously: nothing can run between our read and write. (A
+    // local copy in front of one is what tests use to stand for a remote store: it takes the full path.)
+    if (store.commitNow !== undefined && requestId === undefined && !this.records.enabled) return this.planner.decideNow(plans, store as InProcessStore);
     const keys = bucketKeysOf(plans);
     if (keys.length === 0) return decideDescriptors(plans, new Map(), this.clock.nowMs()).statuses;
-    const { store } = this;
     if (store.commitNow !== undefined) {
-      // An in-process store decides synchronously: nothing can run between our read and write.
       const prepared = this.planner.prepare(plans, keys, requestId);
       return prepared.groups === undefined ? prepared.statuses : this.planner.settle(plans, prepared, store.commitNow(prepared.groups, prepared.nowMs));
     }
