@@ -29,7 +29,13 @@ export class WriteOrderedMap<K, V> {
   /** Adds or replaces `key`, which becomes the most recently written. */
   set(key: K, value: V): void {
     const written = ++this.writes;
-    this.entries.set(key, { value, written });
+    const entry = this.entries.get(key);
+    if (entry === undefined) this.entries.set(key, { value, written });
+    else {
+      // In place: no new entry object, and the map's table is not touched.
+      entry.value = value;
+      entry.written = written;
+    }
     this.order.push({ key, written });
     if (this.order.length - this.head > 2 * this.entries.size + 1024) this.compact();
   }

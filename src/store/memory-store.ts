@@ -114,11 +114,14 @@ export class MemoryBucketStore implements BucketStore {
     return dropped;
   }
 
+  /**
+   * The record if it has not expired. An expired one is left for its next write to replace in
+   * place (or for the sweep): deleting it here and inserting it again a moment later churned the
+   * map on every call of a bucket that is full again between calls.
+   */
   private live(key: string, nowMs: number): VersionedBucket | undefined {
     const record = this.records.get(key);
-    if (record === undefined || record.expireAtMs > nowMs) return record;
-    this.records.delete(key);
-    return undefined;
+    return record === undefined || record.expireAtMs > nowMs ? record : undefined;
   }
 
   private put(key: string, state: BucketState, version: number, expireAtMs: number): void {
