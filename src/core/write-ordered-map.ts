@@ -50,12 +50,12 @@ export class WriteOrderedMap<K, V> {
     this.head = 0;
   }
 
-  /** The least recently written entry, left in place. */
-  oldest(): [K, V] | undefined {
+  /** The value of the least recently written entry, left in place. */
+  oldestValue(): V | undefined {
     while (this.head < this.order.length) {
       const { key, written } = this.order[this.head] as { key: K; written: number };
       const entry = this.entries.get(key);
-      if (entry !== undefined && entry.written === written) return [key, entry.value];
+      if (entry !== undefined && entry.written === written) return entry.value;
       this.head++;
     }
     this.releaseHead();

@@ -1,5 +1,7 @@
 import { WriteOrderedMap } from '../core';
 
+const MISS = Object.freeze({ found: false, value: undefined });
+
 export interface ExpiringCacheOptions {
   /** How long an entry is trusted; 0 disables the cache. */
   readonly ttlMs: number;
@@ -27,11 +29,13 @@ export class ExpiringCache<V> {
 
   /** The entry for `key` if fresh; `found` distinguishes a cached undefined from a miss. */
   get(key: string, nowMs: number): { found: boolean; value: V | undefined } {
-    const entry = this.entries.get(key);
-    if (entry === undefined || nowMs - entry.cachedAtMs >= this.ttlMs || nowMs < entry.cachedAtMs) {
-      return { found: false, value: undefined };
-    }
-    return { found: true, value: entry.value };
+    const entry = this.fresh(key, nowMs);
+    return entry === undefined ? MISS : { found: true, value: entry.value };
+  }
+
+  /** The value for `key` if fresh, for values that are never undefined (no result object to build). */
+  peek(key: string, nowMs: number): V | undefined {
+    return this.fresh(key, nowMs)?.value;
   }
 
   set(key: string, value: V, nowMs: number): void {
@@ -40,9 +44,14 @@ export class ExpiringCache<V> {
     if (this.entries.size > this.maxEntries) this.entries.shift();
     // Stale entries go as newer ones come, so a stream of distinct keys keeps only the last
     // ttlMs of them, not maxEntries.
-    for (let oldest = this.entries.oldest(); oldest !== undefined && nowMs - oldest[1].cachedAtMs >= this.ttlMs; oldest = this.entries.oldest()) {
+    for (let oldest = this.entries.oldestValue(); oldest !== undefined && nowMs - oldest.cachedAtMs >= this.ttlMs; oldest = this.entries.oldestValue()) {
       this.entries.shift();
     }
+  }
+
+  private fresh(key: string, nowMs: number): { value: V; cachedAtMs: number } | undefined {
+    const entry = this.entries.get(key);
+    return entry === undefined || nowMs - entry.cachedAtMs >= this.ttlMs || nowMs < entry.cachedAtMs ? undefined : entry;
   }
 
   forget(key: string): void {

@@ -54,8 +54,8 @@ export class LocalRecords {
 
   lookup(key: string, nowMs: number): RecordLookup {
     if (!this.copies.enabled) return MISS;
-    const { found, value } = this.copies.get(key, nowMs);
-    if (!found || value === undefined) return MISS;
+    const value = this.copies.peek(key, nowMs);
+    if (value === undefined) return MISS;
     const gone = value.expireAtMs !== undefined && nowMs >= value.expireAtMs + EXPIRY_MARGIN_MS;
     return { found: true, record: gone ? undefined : value.record, soleWriter: value.soleWriterStreak >= SOLE_WRITER_STREAK };
   }
@@ -66,7 +66,7 @@ export class LocalRecords {
    * so the next write expects none instead of losing its version check to the expiry.
    */
   written(key: string, record: VersionedBucket, expireAtMs: number, atMs: number): void {
-    const previous = this.copies.get(key, atMs).value;
+    const previous = this.copies.peek(key, atMs);
     this.copies.set(key, { record, soleWriterStreak: (previous?.soleWriterStreak ?? 0) + 1, expireAtMs }, atMs);
   }
 
@@ -84,7 +84,7 @@ export class LocalRecords {
     const previous = this.lookup(key, atMs);
     const steps = (update.firstSeen?.version ?? 0) - (previous.record?.version ?? 0);
     const alone = previous.found && !update.conflicted && steps >= 0 && steps <= update.ownSteps;
-    const streak = alone ? (this.copies.get(key, atMs).value?.soleWriterStreak ?? 0) + 1 : 0;
+    const streak = alone ? (this.copies.peek(key, atMs)?.soleWriterStreak ?? 0) + 1 : 0;
     this.copies.set(key, { record: update.record, soleWriterStreak: streak, expireAtMs: update.expireAtMs }, atMs);
   }
 

@@ -49,6 +49,8 @@ export interface ShardStoreCounters {
 /** Handed-off groups remembered per shard-list change; a forgotten one is read again, harmlessly. */
 const MAX_REMEMBERED_HANDOFFS = 100_000;
 
+const NO_SEEDS: readonly HandoffSeed[] = Object.freeze([]);
+
 function groupKey(group: CommitGroup): string {
   const key = group.writes[0]?.key ?? group.requests[0]?.limits[0]?.key ?? group.debits?.[0]?.limits[0]?.key;
   if (key === undefined) throw new RangeError('a commit group needs a write, a request or a debit');
@@ -128,8 +130,14 @@ export class RedisShardStore implements BucketStore {
   async commit(groups: readonly CommitGroup[], nowMs: number, options: CommitOptions = {}): Promise<CommitOutcome[]> {
     this.endHandoffIfDue();
     const giveUpAt = performance.now() + (options.timeoutMs ?? this.commandTimeoutMs);
-    const outcomes = new Array<CommitOutcome>(groups.length);
     const storeNowMs = this.clock.nowMs();
+    const [only] = groups;
+    // The common call: one descriptor, one group, no handoff running. Straight to its shard's batch.
+    if (groups.length === 1 && only !== undefined && this.handoff === undefined) {
+      const { shard, client } = this.topology.ownerOf(groupKey(only));
+      return this.batcher.submit(shard, client, { groups: [{ group: only, seeds: NO_SEEDS }], nowMs, storeNowMs, giveUpAt, evenIfDown: options.evenIfDown }).catch((error: unknown) => [{ kind: 'unavailable', error: error as Error }]);
+    }
+    const outcomes = new Array<CommitOutcome>(groups.length);
     // Every key of a group shares a bucket group, hence a shard; any of them places the group.
     const byShard = this.groupByOwner(groups.map((group, index) => ({ key: groupKey(group), group, index })));
     await Promise.all(

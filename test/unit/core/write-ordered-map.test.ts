@@ -22,8 +22,8 @@ describe('WriteOrderedMap', () => {
           } else if (step.op === 'delete') {
             assert.equal(subject.delete(step.key), model.delete(step.key));
           } else if (step.op === 'oldest') {
-            const oldest = model.entries().next();
-            assert.deepEqual(subject.oldest(), oldest.done === true ? undefined : oldest.value);
+            const oldest = model.values().next();
+            assert.equal(subject.oldestValue(), oldest.done === true ? undefined : oldest.value);
           } else {
             const oldest = model.entries().next();
             if (oldest.done !== true) model.delete(oldest.value[0]);
