@@ -8,6 +8,8 @@ export interface MemoryBucketStoreOptions {
 }
 
 const WRITTEN: CommitOutcome = Object.freeze({ kind: 'written' });
+/** Records below which expired ones are left for the sweep (see dropExpiredOldest). */
+const COMFORTABLE_RECORDS = 10_000;
 
 interface MemoryRecord extends VersionedBucket {
   readonly expireAtMs: number;
@@ -79,6 +81,7 @@ export class MemoryBucketStore implements BucketStore {
       return { kind: 'decided', results: applyInPlace(records, group.requests, nowMs) };
     });
     this.evictOverflow();
+    this.dropExpiredOldest(storeNowMs);
     return outcomes;
   }
 
@@ -131,6 +134,20 @@ export class MemoryBucketStore implements BucketStore {
   private remember(key: string, outcome: CommitOutcome, expireAtMs: number): void {
     this.answered.set(key, { outcome, expireAtMs });
     if (this.answered.size > this.maxBuckets) this.answered.shift();
+  }
+
+  /**
+   * Past a comfortable size, each commit also drops up to two expired records from the oldest
+   * writes: a stream of distinct keys, whose records expire at once and are never read again,
+   * then keeps about as many records as are live instead of filling up to `maxBuckets` between
+   * sweeps. Below it, expired records wait for their next write (replaced in place) or the sweep.
+   */
+  private dropExpiredOldest(nowMs: number): void {
+    for (let dropped = 0; dropped < 2 && this.records.size > COMFORTABLE_RECORDS; dropped++) {
+      const oldest = this.records.oldestValue();
+      if (oldest === undefined || oldest.expireAtMs > nowMs) return;
+      this.records.shift();
+    }
   }
 
   private evictOverflow(): void {

@@ -38,6 +38,17 @@ describe('MemoryBucketStore', () => {
     assert.equal(store.size, 1000);
   });
 
+  it('keeps about its live records, not its maximum, under distinct keys that expire at once', async () => {
+    const clock = new FakeClock();
+    const store = new MemoryBucketStore({ clock, maxBuckets: 1_000_000 });
+    for (let index = 0; index < 50_000; index++) {
+      await commitWrites(store, clock, write(clock, `gone-${index}`, 1));
+      clock.advance(1);
+    }
+    assert.ok(store.size <= 10_002, `${store.size} records kept, all but the last expired`);
+    assert.equal(store.evictions, 0, 'dropped as expired, not evicted');
+  });
+
   it('sweeps expired records without being asked for them', async () => {
     const clock = new FakeClock();
     const store = new MemoryBucketStore({ clock, maxBuckets: 100 });
