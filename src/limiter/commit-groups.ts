@@ -8,6 +8,11 @@ export interface PlannedCommitGroup extends CommitGroup {
   readonly planIndexes: readonly number[];
 }
 
+/** A limited descriptor as the store decides it: its hits against each of its buckets. */
+export function applyRequestOf(plan: DescriptorPlan & { kind: 'limited' }): ApplyRequest {
+  return { hits: plan.hits, limits: plan.limits.map(({ bucketKey, limit }) => ({ key: bucketKey, limit })) };
+}
+
 /** The group of a limited descriptor: all its limits share one (see bucketGroup). */
 export function planGroup(plan: DescriptorPlan & { kind: 'limited' }): string {
   return bucketGroup(plan.limits[0]?.bucketKey ?? '');
@@ -42,7 +47,7 @@ export function commitGroups(plans: readonly DescriptorPlan[], writes: readonly 
     if (plan.kind !== 'limited') return;
     const group = groups.get(planGroup(plan));
     if (group === undefined) return;
-    group.requests.push({ hits: plan.hits, limits: plan.limits.map(({ bucketKey, limit }) => ({ key: bucketKey, limit })) });
+    group.requests.push(applyRequestOf(plan));
     group.planIndexes.push(index);
   });
   return [...groups].map(([id, group]) => {

@@ -1,7 +1,7 @@
 import type { AppliedLimit, BucketStore, Clock, CommitGroup, CommitOutcome, DescriptorStatus, EngineObserver, Limit, VersionedBucket } from '../core';
 import { bucketGroup } from '../bucket/bucket-key';
 import { tokensAt } from '../bucket/token-bucket';
-import { commitGroups, planGroup, type PlannedCommitGroup } from './commit-groups';
+import { applyRequestOf, commitGroups, planGroup, type PlannedCommitGroup } from './commit-groups';
 import { decideDescriptors, limitedStatus, NO_LIMIT_STATUS, UNLIMITED_STATUS } from './decide-descriptors';
 import type { DescriptorPlan } from './descriptor-plan';
 import type { FallbackBuckets } from './fallback-buckets';
@@ -119,7 +119,7 @@ export class CommitPlanner {
   decideNow(plans: readonly DescriptorPlan[], store: InProcessStore): DescriptorStatus[] {
     const groups: CommitGroup[] = [];
     for (const plan of plans) {
-      if (plan.kind === 'limited') groups.push({ writes: NO_WRITES, requests: [{ hits: plan.hits, limits: plan.limits.map(({ bucketKey, limit }) => ({ key: bucketKey, limit })) }] });
+      if (plan.kind === 'limited') groups.push({ writes: NO_WRITES, requests: [applyRequestOf(plan)] });
     }
     const outcomes = groups.length === 0 ? [] : store.commitNow(groups, this.clock.nowMs());
     this.counters.groupsCommitted += groups.length;
@@ -127,9 +127,7 @@ export class CommitPlanner {
     return plans.map((plan) => {
       if (plan.kind !== 'limited') return plan.kind === 'unlimited' ? UNLIMITED_STATUS : NO_LIMIT_STATUS;
       const outcome = outcomes[groupIndex++];
-      const verdicts = outcome?.kind === 'decided' ? outcome.results[0] : undefined;
-      if (verdicts?.length !== plan.limits.length) throw new Error(`the store did not decide descriptor group ${groupIndex - 1}`);
-      return limitedStatus(plan, plan.limits.map(({ limit }, limitIndex) => ({ limit, decision: verdicts[limitIndex] as AppliedLimit })));
+      return verdictStatus(plan, outcome?.kind === 'decided' ? outcome.results[0] : undefined, `descriptor group ${groupIndex - 1}`);
     });
   }
 
@@ -165,13 +163,7 @@ export class CommitPlanner {
   /** Replaces the statuses of a group's descriptors with verdicts reached elsewhere. */
   private applyVerdicts(plans: readonly DescriptorPlan[], group: PlannedCommitGroup, results: readonly (readonly AppliedLimit[])[], statuses: DescriptorStatus[]): void {
     group.planIndexes.forEach((planIndex, requestIndex) => {
-      const plan = plans[planIndex] as DescriptorPlan & { kind: 'limited' };
-      const verdicts = results[requestIndex];
-      if (verdicts?.length !== plan.limits.length) throw new Error(`no verdict for descriptor ${planIndex}`);
-      statuses[planIndex] = limitedStatus(
-        plan,
-        plan.limits.map(({ limit }, limitIndex) => ({ limit, decision: verdicts[limitIndex] as AppliedLimit })),
-      );
+      statuses[planIndex] = verdictStatus(plans[planIndex] as DescriptorPlan & { kind: 'limited' }, results[requestIndex], `descriptor ${planIndex}`);
     });
   }
 
@@ -209,4 +201,10 @@ export class CommitPlanner {
     const actual = tokensAt(record?.state, limit, atMs) + ownHits;
     this.observer.cacheDrift(Math.abs(expected - actual) / limit.capacity);
   }
+}
+
+/** A limited descriptor's status from the store's (or a fallback's) verdicts on its limits; `what` names it if they are missing. */
+function verdictStatus(plan: DescriptorPlan & { kind: 'limited' }, verdicts: readonly AppliedLimit[] | undefined, what: string): DescriptorStatus {
+  if (verdicts?.length !== plan.limits.length) throw new Error(`no verdict for ${what}`);
+  return limitedStatus(plan, plan.limits.map(({ limit }, limitIndex) => ({ limit, decision: verdicts[limitIndex] as AppliedLimit })));
 }
