@@ -76,6 +76,11 @@ class FramedConnection {
       this.blocked.push({ call, done });
       return;
     }
+    this.write(call, done);
+  }
+
+  /** Writes a call the connection's send window has room for. */
+  private write(call: PrebuiltCall, done: CallDone): void {
     this.sendWindow -= call.dataBytes;
     const streamId = this.nextStreamId;
     this.nextStreamId += 2;
@@ -142,7 +147,8 @@ class FramedConnection {
   private sendBlocked(): void {
     while (this.blocked.length > 0 && (this.blocked[0]?.call.dataBytes ?? 0) <= this.sendWindow) {
       const next = this.blocked.shift() as { call: PrebuiltCall; done: CallDone };
-      this.send(next.call, next.done);
+      // Not send(): with calls still blocked behind it, send would queue this one again, for ever.
+      this.write(next.call, next.done);
     }
   }
 

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
+import { createServer, type Socket } from 'node:net';
 import { Server, ServerCredentials, status as GrpcStatus } from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { runFramesLoad } from '../../../src/bench/frames-load';
-import { FrameReader, frame, type IncomingFrame } from '../../../src/bench/h2-frames';
+import { CONNECTION_PREFACE, DEFAULT_WINDOW, Flag, FrameReader, FrameType, frame, windowUpdate, type IncomingFrame } from '../../../src/bench/h2-frames';
 import { startNoopServer } from '../../../src/bench/noop-server';
 import { RateLimitServiceService, type RateLimitServiceServer } from '../../../src/generated/envoy/service/ratelimit/v3/rls';
 
@@ -60,6 +61,42 @@ describe('the h2-frames load generator', function () {
       assert.ok(result.requests >= 450 && result.requests <= 510, `${result.requests} calls in a second at 500/s`);
     } finally {
       server.forceShutdown();
+    }
+  });
+
+  it('holds calls the connection window has no room for, and sends them all, in order, once the server opens it', async () => {
+    // A bare HTTP/2 peer that opens no window until the client has used up the first 64 KiB.
+    const streamsSeen: number[] = [];
+    const server = createServer((socket: Socket) => {
+      const reader = new FrameReader();
+      let prefaceLeft = CONNECTION_PREFACE.length;
+      let received = 0;
+      let opened = false;
+      socket.write(frame(FrameType.SETTINGS, 0, 0));
+      socket.on('data', (chunk: Buffer) => {
+        const skipped = Math.min(prefaceLeft, chunk.length);
+        prefaceLeft -= skipped;
+        reader.push(chunk.subarray(skipped), ({ type, streamId, payload }) => {
+          if (type !== FrameType.DATA) return;
+          streamsSeen.push(streamId);
+          received += payload.length;
+          const answer = Buffer.concat([frame(FrameType.HEADERS, Flag.END_HEADERS, streamId, Buffer.from([0x88])), frame(FrameType.DATA, 0, streamId, Buffer.alloc(5)), frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, streamId, Buffer.from([0x88]))]);
+          socket.write(answer);
+          if (!opened && received > DEFAULT_WINDOW - 100) {
+            opened = true;
+            socket.write(windowUpdate(0, 1 << 24));
+          }
+        });
+      });
+    });
+    const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
+    try {
+      const result = await runFramesLoad({ port, workload: 'uniform_1k', seconds: 25, calls: 3000, connections: 1, streams: 3000 }, () => undefined);
+      assert.equal(result.errors, 0);
+      assert.equal(result.requests, 3000, 'every call, those held for the window included');
+      assert.deepEqual(streamsSeen, streamsSeen.slice().sort((a, b) => a - b), 'stream ids reach the server in increasing order');
+    } finally {
+      server.close();
     }
   });
 
