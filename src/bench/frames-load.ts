@@ -1,20 +1,25 @@
 import { connect, type Socket } from 'node:net';
-import { Flag, FrameReader, FrameType, frame, openingBytes, PrebuiltCall, windowUpdate, DEFAULT_WINDOW, type IncomingFrame } from './h2-frames';
+import { Flag, FrameReader, FrameType, frame, maxConcurrentStreams, openingBytes, PrebuiltCall, windowUpdate, DEFAULT_WINDOW, type IncomingFrame } from './h2-frames';
 import { latencyHistogram, loadResult } from './latency';
 import type { LoadResult, LoadSpec } from './load-types';
 import { workloadFrames, type WorkloadFrames } from './workloads';
 
 const RLS_PATH = '/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit';
-/** What Envoy's ratelimit filter sends with every call (its 20 ms timeout as the deadline). */
-const REQUEST_HEADERS: readonly (readonly [string, string])[] = [
-  [':method', 'POST'],
-  [':scheme', 'http'],
-  [':path', RLS_PATH],
-  [':authority', 'ratelimit'],
-  ['content-type', 'application/grpc'],
-  ['te', 'trailers'],
-  ['grpc-timeout', '20m'],
-];
+/** Envoy's ratelimit filter's default timeout, sent as the call's deadline. */
+const ENVOY_TIMEOUT_MS = 20;
+
+/** What Envoy's ratelimit filter sends with every call, its timeout as the deadline. */
+function requestHeaders(deadlineMs: number): readonly (readonly [string, string])[] {
+  return [
+    [':method', 'POST'],
+    [':scheme', 'http'],
+    [':path', RLS_PATH],
+    [':authority', 'ratelimit'],
+    ['content-type', 'application/grpc'],
+    ['te', 'trailers'],
+    ['grpc-timeout', `${deadlineMs}m`],
+  ];
+}
 /** Workloads with up to this many distinct calls have each call's bytes built once; larger ones build them per call. */
 const PREBUILT_CALLS_MAX = 100_000;
 /** Received DATA bytes after which the connection window is topped up again. */
@@ -29,39 +34,57 @@ interface OpenStream {
   readonly done: CallDone;
 }
 
+interface QueuedCall {
+  readonly call: PrebuiltCall;
+  readonly done: CallDone;
+  readonly queuedAt: number;
+}
+
 /**
  * One HTTP/2 connection that sends gRPC calls as prebuilt frames and reads the responses frame
  * by frame. A call counts as answered when a message (DATA) came before its trailers: grpc-js
  * sends every error status as a trailers-only response, so those, and reset streams, are errors.
+ * Like Envoy's connection pool, it keeps to the server's SETTINGS_MAX_CONCURRENT_STREAMS and
+ * flow-control window: calls past them wait here, in order, and one that has waited past its
+ * deadline is given up as an error without being sent. (A peer that opens more streams than
+ * the server allows has its connection torn down by Node's HTTP/2.)
  */
 class FramedConnection {
   private nextStreamId = 1;
   private sendWindow = DEFAULT_WINDOW;
+  private maxStreams = Number.POSITIVE_INFINITY;
   private receivedSinceTopUp = 0;
   private readonly open = new Map<number, OpenStream>();
-  /** Calls waiting for the connection's send window. */
-  private readonly blocked: { call: PrebuiltCall; done: CallDone }[] = [];
+  /** Calls waiting for a stream or for the connection's send window. */
+  private readonly queued: QueuedCall[] = [];
   private readonly reader = new FrameReader();
   private closed = false;
 
-  private constructor(private readonly socket: Socket) {
+  private constructor(
+    private readonly socket: Socket,
+    private readonly deadlineMs: number,
+    onSettings: () => void,
+  ) {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       // Calls started while the chunk's frames are read leave in one write.
       socket.cork();
-      this.reader.push(chunk, (incoming) => this.onFrame(incoming));
+      this.reader.push(chunk, (incoming) => this.onFrame(incoming, onSettings));
       socket.uncork();
     });
     socket.on('close', () => this.failAll());
     socket.on('error', () => this.failAll());
   }
 
-  static open(port: number): Promise<FramedConnection> {
+  /** Connects and resolves once the server's first SETTINGS have come, so its stream limit is known before any call. */
+  static open(port: number, deadlineMs: number): Promise<FramedConnection> {
     return new Promise((resolve, reject) => {
       const socket = connect({ host: '127.0.0.1', port }, () => {
-        socket.off('error', reject);
         socket.write(openingBytes());
-        resolve(new FramedConnection(socket));
+        const connection = new FramedConnection(socket, deadlineMs, () => {
+          socket.off('error', reject);
+          resolve(connection);
+        });
       });
       socket.once('error', reject);
     });
@@ -72,14 +95,18 @@ class FramedConnection {
       done(false);
       return;
     }
-    if (this.sendWindow < call.dataBytes || this.blocked.length > 0) {
-      this.blocked.push({ call, done });
+    if (this.queued.length > 0 || !this.hasRoomFor(call)) {
+      this.queued.push({ call, done, queuedAt: performance.now() });
       return;
     }
     this.write(call, done);
   }
 
-  /** Writes a call the connection's send window has room for. */
+  private hasRoomFor(call: PrebuiltCall): boolean {
+    return this.open.size < this.maxStreams && call.dataBytes <= this.sendWindow;
+  }
+
+  /** Writes a call there is a stream and window for. */
   private write(call: PrebuiltCall, done: CallDone): void {
     this.sendWindow -= call.dataBytes;
     const streamId = this.nextStreamId;
@@ -98,7 +125,7 @@ class FramedConnection {
     this.socket.destroy();
   }
 
-  private onFrame({ type, flags, streamId, payload }: IncomingFrame): void {
+  private onFrame({ type, flags, streamId, payload }: IncomingFrame, onSettings: () => void): void {
     switch (type) {
       case FrameType.DATA: {
         const stream = this.open.get(streamId);
@@ -118,7 +145,11 @@ class FramedConnection {
         this.finish(streamId, false);
         return;
       case FrameType.SETTINGS:
-        if ((flags & Flag.ACK) === 0) this.socket.write(frame(FrameType.SETTINGS, Flag.ACK, 0));
+        if ((flags & Flag.ACK) !== 0) return;
+        this.maxStreams = maxConcurrentStreams(payload) ?? this.maxStreams;
+        this.socket.write(frame(FrameType.SETTINGS, Flag.ACK, 0));
+        onSettings();
+        this.sendQueued();
         return;
       case FrameType.PING:
         if ((flags & Flag.ACK) === 0) this.socket.write(frame(FrameType.PING, Flag.ACK, 0, payload));
@@ -126,7 +157,7 @@ class FramedConnection {
       case FrameType.WINDOW_UPDATE:
         if (streamId === 0) {
           this.sendWindow += payload.readUInt32BE(0) & 0x7fffffff;
-          this.sendBlocked();
+          this.sendQueued();
         }
         return;
       case FrameType.GOAWAY:
@@ -142,13 +173,21 @@ class FramedConnection {
     if (stream === undefined) return;
     this.open.delete(streamId);
     stream.done(answered);
+    this.sendQueued();
   }
 
-  private sendBlocked(): void {
-    while (this.blocked.length > 0 && (this.blocked[0]?.call.dataBytes ?? 0) <= this.sendWindow) {
-      const next = this.blocked.shift() as { call: PrebuiltCall; done: CallDone };
-      // Not send(): with calls still blocked behind it, send would queue this one again, for ever.
-      this.write(next.call, next.done);
+  private sendQueued(): void {
+    const givenUpBefore = performance.now() - this.deadlineMs;
+    while (this.queued.length > 0) {
+      const next = this.queued[0] as QueuedCall;
+      if (next.queuedAt < givenUpBefore) {
+        this.queued.shift();
+        next.done(false);
+      } else if (this.hasRoomFor(next.call)) {
+        this.queued.shift();
+        // Not send(): with calls still queued behind it, send would queue this one again, for ever.
+        this.write(next.call, next.done);
+      } else return;
     }
   }
 
@@ -157,14 +196,15 @@ class FramedConnection {
     const open = [...this.open.values()];
     this.open.clear();
     for (const stream of open) stream.done(false);
-    for (const { done } of this.blocked.splice(0)) done(false);
+    for (const { done } of this.queued.splice(0)) done(false);
   }
 }
 
 /** The bytes of the index-th call of a workload, built once per distinct call where that is few enough. */
-function callsOf(frames: WorkloadFrames): (index: number) => PrebuiltCall {
-  if (frames.distinct > PREBUILT_CALLS_MAX) return (index) => new PrebuiltCall(REQUEST_HEADERS, frames.frameAt(index));
-  const prebuilt = Array.from({ length: frames.distinct }, (_, index) => new PrebuiltCall(REQUEST_HEADERS, frames.frameAt(index)));
+function callsOf(frames: WorkloadFrames, deadlineMs: number): (index: number) => PrebuiltCall {
+  const headers = requestHeaders(deadlineMs);
+  if (frames.distinct > PREBUILT_CALLS_MAX) return (index) => new PrebuiltCall(headers, frames.frameAt(index));
+  const prebuilt = Array.from({ length: frames.distinct }, (_, index) => new PrebuiltCall(headers, frames.frameAt(index)));
   return (index) => prebuilt[index % prebuilt.length] as PrebuiltCall;
 }
 
@@ -174,12 +214,14 @@ function callsOf(frames: WorkloadFrames): (index: number) => PrebuiltCall {
  * each keeping `streams` gRPC calls in flight (closed loop), or sending at a fixed total rate.
  * Calls are written as prebuilt frames, so the generator spends a few microseconds per call
  * where node:http2's client spent tens: on two cores, what it leaves is the servers'. Latency is
- * measured per call in microseconds into an HDR histogram.
+ * measured per call in microseconds into an HDR histogram, from when the call was started: time
+ * it waited here for a stream is part of it, as it is of what Envoy waits.
  */
 export async function runFramesLoad(spec: LoadSpec, onProgress: (sent: number) => void): Promise<LoadResult> {
-  const callAt = callsOf(workloadFrames(spec.workload));
+  const deadlineMs = spec.deadlineMs ?? ENVOY_TIMEOUT_MS;
+  const callAt = callsOf(workloadFrames(spec.workload), deadlineMs);
   const histogram = latencyHistogram();
-  const connections = await Promise.all(Array.from({ length: spec.connections }, () => FramedConnection.open(spec.port)));
+  const connections = await Promise.all(Array.from({ length: spec.connections }, () => FramedConnection.open(spec.port, deadlineMs)));
   let next = 0;
   let answered = 0;
   let errors = 0;

@@ -15,7 +15,9 @@ export const MAX_WINDOW = 0x7fffffff;
 /** Every window starts at this until SETTINGS say otherwise. */
 export const DEFAULT_WINDOW = 65_535;
 const SETTINGS_ENABLE_PUSH = 0x2;
+const SETTINGS_MAX_CONCURRENT_STREAMS = 0x3;
 const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
+const SETTING_BYTES = 6;
 
 export function frame(type: number, flags: number, streamId: number, payload: Buffer = Buffer.alloc(0)): Buffer {
   const bytes = Buffer.alloc(FRAME_HEADER_BYTES + payload.length);
@@ -35,6 +37,15 @@ export function openingBytes(): Buffer {
   settings.writeUInt16BE(SETTINGS_INITIAL_WINDOW_SIZE, 6);
   settings.writeUInt32BE(MAX_WINDOW, 8);
   return Buffer.concat([CONNECTION_PREFACE, frame(FrameType.SETTINGS, 0, 0, settings), windowUpdate(0, MAX_WINDOW - DEFAULT_WINDOW)]);
+}
+
+/** SETTINGS_MAX_CONCURRENT_STREAMS from a SETTINGS frame's payload, if it has one (the last one counts, RFC 9113 §6.5). */
+export function maxConcurrentStreams(settings: Buffer): number | undefined {
+  let limit: number | undefined;
+  for (let offset = 0; offset + SETTING_BYTES <= settings.length; offset += SETTING_BYTES) {
+    if (settings.readUInt16BE(offset) === SETTINGS_MAX_CONCURRENT_STREAMS) limit = settings.readUInt32BE(offset + 2);
+  }
+  return limit;
 }
 
 export function windowUpdate(streamId: number, increment: number): Buffer {

@@ -11,6 +11,8 @@ export interface LoadSpec {
   readonly connections: number;
   /** Calls kept in flight per connection (closed loop). */
   readonly streams: number;
+  /** Each call's deadline (grpc-timeout), Envoy's default 20 ms unless given: the h2-frames generator gives up a call that waited this long for a stream. */
+  readonly deadlineMs?: number | undefined;
   /** Fixed total rate instead of a closed loop. */
   readonly ratePerSecond?: number | undefined;
 }

@@ -23,6 +23,49 @@ async function startRecordingServer(failWith?: GrpcStatus): Promise<{ port: numb
   return { port, values, stop: () => server.forceShutdown() };
 }
 
+/** A SETTINGS payload with SETTINGS_MAX_CONCURRENT_STREAMS (0x3) only. */
+function maxStreamsSetting(streams: number): Buffer {
+  const payload = Buffer.alloc(6);
+  payload.writeUInt16BE(0x3, 0);
+  payload.writeUInt32BE(streams, 2);
+  return payload;
+}
+
+/** A gRPC answer on a stream: response headers, an empty message, trailers ending the stream. */
+function answerFrames(streamId: number): Buffer {
+  return Buffer.concat([
+    frame(FrameType.HEADERS, Flag.END_HEADERS, streamId, Buffer.from([0x88])),
+    frame(FrameType.DATA, 0, streamId, Buffer.alloc(5)),
+    frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, streamId, Buffer.from([0x88])),
+  ]);
+}
+
+/** A bare HTTP/2 peer on a free port: sends `settings`, then hands each DATA frame it reads to `onData`. */
+async function startBarePeer(settings: Buffer, onData: (socket: Socket, streamId: number, dataBytes: number) => void): Promise<{ port: number; close(): void }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket: Socket) => {
+    sockets.add(socket);
+    const reader = new FrameReader();
+    let prefaceLeft = CONNECTION_PREFACE.length;
+    socket.write(frame(FrameType.SETTINGS, 0, 0, settings));
+    socket.on('data', (chunk: Buffer) => {
+      const skipped = Math.min(prefaceLeft, chunk.length);
+      prefaceLeft -= skipped;
+      reader.push(chunk.subarray(skipped), ({ type, streamId, payload }) => {
+        if (type === FrameType.DATA) onData(socket, streamId, payload.length);
+      });
+    });
+  });
+  const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
+  return {
+    port,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
+}
+
 describe('the h2-frames load generator', function () {
   this.timeout(30_000);
 
@@ -67,36 +110,62 @@ describe('the h2-frames load generator', function () {
   it('holds calls the connection window has no room for, and sends them all, in order, once the server opens it', async () => {
     // A bare HTTP/2 peer that opens no window until the client has used up the first 64 KiB.
     const streamsSeen: number[] = [];
-    const server = createServer((socket: Socket) => {
-      const reader = new FrameReader();
-      let prefaceLeft = CONNECTION_PREFACE.length;
-      let received = 0;
-      let opened = false;
-      socket.write(frame(FrameType.SETTINGS, 0, 0));
-      socket.on('data', (chunk: Buffer) => {
-        const skipped = Math.min(prefaceLeft, chunk.length);
-        prefaceLeft -= skipped;
-        reader.push(chunk.subarray(skipped), ({ type, streamId, payload }) => {
-          if (type !== FrameType.DATA) return;
-          streamsSeen.push(streamId);
-          received += payload.length;
-          const answer = Buffer.concat([frame(FrameType.HEADERS, Flag.END_HEADERS, streamId, Buffer.from([0x88])), frame(FrameType.DATA, 0, streamId, Buffer.alloc(5)), frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, streamId, Buffer.from([0x88]))]);
-          socket.write(answer);
-          if (!opened && received > DEFAULT_WINDOW - 100) {
-            opened = true;
-            socket.write(windowUpdate(0, 1 << 24));
-          }
-        });
-      });
+    let received = 0;
+    let opened = false;
+    const peer = await startBarePeer(Buffer.alloc(0), (socket, streamId, dataBytes) => {
+      streamsSeen.push(streamId);
+      received += dataBytes;
+      socket.write(answerFrames(streamId));
+      if (!opened && received > DEFAULT_WINDOW - 100) {
+        opened = true;
+        socket.write(windowUpdate(0, 1 << 24));
+      }
     });
-    const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
     try {
-      const result = await runFramesLoad({ port, workload: 'uniform_1k', seconds: 25, calls: 3000, connections: 1, streams: 3000 }, () => undefined);
+      const result = await runFramesLoad({ port: peer.port, workload: 'uniform_1k', seconds: 25, calls: 3000, connections: 1, streams: 3000, deadlineMs: 20_000 }, () => undefined);
       assert.equal(result.errors, 0);
       assert.equal(result.requests, 3000, 'every call, those held for the window included');
       assert.deepEqual(streamsSeen, streamsSeen.slice().sort((a, b) => a - b), 'stream ids reach the server in increasing order');
     } finally {
-      server.close();
+      peer.close();
+    }
+  });
+
+  it("keeps to the server's SETTINGS_MAX_CONCURRENT_STREAMS: calls past it wait for a stream to end", async () => {
+    let open = 0;
+    let mostOpen = 0;
+    const peer = await startBarePeer(maxStreamsSetting(4), (socket, streamId) => {
+      open++;
+      mostOpen = Math.max(mostOpen, open);
+      setImmediate(() => {
+        open--;
+        socket.write(answerFrames(streamId));
+      });
+    });
+    try {
+      const result = await runFramesLoad({ port: peer.port, workload: 'uniform_1k', seconds: 25, calls: 300, connections: 1, streams: 50, deadlineMs: 20_000 }, () => undefined);
+      assert.equal(result.errors, 0);
+      assert.equal(result.requests, 300);
+      assert.equal(mostOpen, 4, 'streams open at once on the server');
+    } finally {
+      peer.close();
+    }
+  });
+
+  it('gives up, as errors and without sending them, calls that waited for a stream past their 20 ms deadline', async () => {
+    const streamsSeen: number[] = [];
+    const peer = await startBarePeer(maxStreamsSetting(1), (socket, streamId) => {
+      streamsSeen.push(streamId);
+      // The first call holds the only stream for 60 ms; the nine behind it are due after 20.
+      setTimeout(() => socket.write(answerFrames(streamId)), streamId === 1 ? 60 : 0);
+    });
+    try {
+      const result = await runFramesLoad({ port: peer.port, workload: 'hot', seconds: 25, calls: 10, connections: 1, streams: 10 }, () => undefined);
+      assert.equal(result.requests, 1);
+      assert.equal(result.errors, 9);
+      assert.deepEqual(streamsSeen, [1], 'calls given up never reached the server');
+    } finally {
+      peer.close();
     }
   });
 
