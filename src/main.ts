@@ -58,6 +58,7 @@ program
   .command('bench')
   .description('measure ringlimit against a no-op gRPC server in one run (memory store, 3 Redis shards); prints a table and a JSON line')
   .option('--seconds <n>', 'length of each run', '10')
+  .option('--rounds <n>', 'measure everything this many times, servers in turn each round; show the median round', '1')
   .option('--workloads <list>', `comma-separated: ${WORKLOAD_NAMES.join(', ')}`, DEFAULT_WORKLOADS.join(','))
   .option('--connections <n>', 'HTTP/2 connections', '4')
   .option('--streams <n>', 'calls in flight per connection', '16')
@@ -65,12 +66,13 @@ program
   .option('--no-one-in-flight', 'skip the runs with one call in flight')
   .option('--no-baselines', 'skip the rate-limiter-flexible and Lua token-bucket servers')
   .option('--no-progress', 'no progress bars')
-  .action(async (flags: { seconds: string; workloads: string; connections: string; streams: string; fixedRate: boolean; oneInFlight: boolean; baselines: boolean; progress: boolean }) => {
+  .action(async (flags: { seconds: string; rounds: string; workloads: string; connections: string; streams: string; fixedRate: boolean; oneInFlight: boolean; baselines: boolean; progress: boolean }) => {
     const workloads = flags.workloads.split(',').map((name) => name.trim());
     const unknown = workloads.filter((name) => !(WORKLOAD_NAMES as readonly string[]).includes(name));
     if (unknown.length > 0) throw new Error(`--workloads: unknown ${unknown.join(', ')}; choose from ${WORKLOAD_NAMES.join(', ')}`);
     const report = await runBench({
       seconds: positive('--seconds', flags.seconds),
+      rounds: positive('--rounds', flags.rounds),
       workloads: workloads as WorkloadName[],
       connections: positive('--connections', flags.connections),
       streams: positive('--streams', flags.streams),

@@ -5,6 +5,7 @@ import { Presets, SingleBar } from 'cli-progress';
 import { h2loadAvailable, runH2load } from './h2load';
 import type { LoadResult, LoadSpec } from './load-types';
 import { redisAvailable, runLoadInChild, startBaseline, startNoop, startRedisShards, startRingLimit, type RedisShards, type Running } from './processes';
+import { combineRounds, type MeasuredRow } from './rounds';
 import { BENCH_RULES, WORKLOAD_CALLS, WORKLOAD_TITLES, type WorkloadName } from './workloads';
 
 /** A count-bounded workload (distinct_1m) may run this long at most. */
@@ -12,6 +13,8 @@ const COUNTED_RUN_CAP_SECONDS = 600;
 
 export interface BenchOptions {
   readonly seconds: number;
+  /** Every measurement this many times, each round all servers in turn; rows report the median round. */
+  readonly rounds: number;
   readonly workloads: readonly WorkloadName[];
   readonly connections: number;
   readonly streams: number;
@@ -34,8 +37,12 @@ export interface BenchRow {
   readonly workload: WorkloadName;
   readonly mode: 'closed-loop' | 'fixed-rate' | 'one-in-flight';
   readonly result: LoadResult;
-  /** Throughput (closed loop) or p99 (fixed rate, one in flight) as a multiple of the no-op server's in the same run. */
+  /** Throughput (closed loop) or p99 (fixed rate, one in flight) as a multiple of the no-op server's in the same round; the median over rounds. */
   readonly vsNoop: number | undefined;
+  /** Rounds measured; the row's figures are from the round whose ratio is the median. */
+  readonly rounds: number;
+  /** The lowest and highest ratio of the rounds, when there were several. */
+  readonly vsNoopRange: { readonly min: number; readonly max: number } | undefined;
   /** Redis round trips (script calls and reads) per answered call, from INFO commandstats. */
   readonly redisRoundTripsPerDecision?: number | undefined;
   /** CPU time the server's processes spent per answered call: what a call costs, whatever the generator took. */
@@ -47,6 +54,7 @@ export interface BenchRow {
 export interface BenchReport {
   readonly startedAt: string;
   readonly seconds: number;
+  readonly rounds: number;
   readonly connections: number;
   readonly streams: number;
   readonly workers: number;
@@ -100,29 +108,31 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     { name: 'memory', start: () => startRingLimit(options.environment, { CONFIG_DIR: configDir }, 1) },
     ...(shards === undefined ? [] : redisTargets(shards)),
   ];
-  const rows: BenchRow[] = [];
+  const measured: MeasuredRow[] = [];
   const timedWorkloads = options.workloads.filter((workload) => WORKLOAD_CALLS[workload] === undefined);
   const latencyWorkload = options.oneInFlight ? (timedWorkloads.includes('hot') ? 'hot' : timedWorkloads[0]) : undefined;
-  const noopRow = (workload: WorkloadName, mode: BenchRow['mode']): BenchRow | undefined =>
-    rows.find((row) => row.target === 'no-op' && row.workload === workload && row.mode === mode);
+  const noopCeiling = (workload: WorkloadName): number | undefined => {
+    const rates = measured.filter((row) => row.target === 'no-op' && row.workload === workload && row.mode === 'closed-loop').map((row) => row.result.requestsPerSecond);
+    return rates.length === 0 ? undefined : (rates.sort((first, second) => first - second)[Math.floor((rates.length - 1) / 2)] as number);
+  };
   const running: { target: Target; server: Running }[] = [];
   try {
     for (const target of targets) running.push({ target, server: await target.start() });
     // Every measurement runs on each server in turn, so the servers it compares ran minutes
     // apart at most: this machine's speed drifts over a bench run, and ratios are the point.
-    for (const workload of options.workloads) {
-      for (const { target, server } of running) rows.push(await measure(target, server, workload, 'closed-loop'));
-    }
+    const everyRound = async (workload: WorkloadName, mode: BenchRow['mode'], ratePerSecond?: number): Promise<void> => {
+      for (let round = 1; round <= options.rounds; round++) {
+        for (const { target, server } of running) measured.push({ round, ...(await measure(target, server, workload, mode, ratePerSecond)) });
+      }
+    };
+    for (const workload of options.workloads) await everyRound(workload, 'closed-loop');
     if (options.fixedRate) {
       for (const workload of timedWorkloads) {
-        const ceiling = noopRow(workload, 'closed-loop')?.result.requestsPerSecond;
-        if (ceiling === undefined || ceiling <= 0) continue;
-        for (const { target, server } of running) rows.push(await measure(target, server, workload, 'fixed-rate', ceiling / 2));
+        const ceiling = noopCeiling(workload);
+        if (ceiling !== undefined && ceiling > 0) await everyRound(workload, 'fixed-rate', ceiling / 2);
       }
     }
-    if (latencyWorkload !== undefined) {
-      for (const { target, server } of running) rows.push(await measure(target, server, latencyWorkload, 'one-in-flight'));
-    }
+    if (latencyWorkload !== undefined) await everyRound(latencyWorkload, 'one-in-flight');
   } finally {
     for (const { server } of running) await server.stop();
     await shards?.stop();
@@ -130,6 +140,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   }
   // The table lists each server's rows together, in the order they were measured.
   const targetOrder = targets.map((target) => target.name);
+  const rows = combineRounds(measured);
   rows.sort((first, second) => targetOrder.indexOf(first.target) - targetOrder.indexOf(second.target));
   if (options.workers > 1) {
     for (const workload of options.workloads) {
@@ -143,15 +154,16 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   return {
     startedAt: new Date().toISOString(),
     seconds: options.seconds,
+    rounds: options.rounds,
     connections: options.connections,
     streams: options.streams,
     workers: options.workers,
     generators,
     notes,
-    rows: rows.map((row) => ({ ...row, vsNoop: ratioToNoop(row, noopRow(row.workload, row.mode)) })),
+    rows,
   };
 
-  async function measure(target: Target, server: Running, workload: WorkloadName, mode: BenchRow['mode'], ratePerSecond?: number): Promise<BenchRow> {
+  async function measure(target: Target, server: Running, workload: WorkloadName, mode: BenchRow['mode'], ratePerSecond?: number): Promise<Omit<MeasuredRow, 'round'>> {
     const calls = WORKLOAD_CALLS[workload];
     const alone = mode === 'one-in-flight';
     const spec: LoadSpec = {
@@ -182,7 +194,6 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
         workload,
         mode,
         result,
-        vsNoop: undefined,
         redisRoundTripsPerDecision: trips,
         serverCpuUsPerCall: usageBefore === undefined || usageAfter === undefined ? undefined : ((usageAfter.cpuSeconds - usageBefore.cpuSeconds) * 1e6) / answered,
         serverResidentMb: usageAfter === undefined ? undefined : usageAfter.residentBytes / 2 ** 20,
@@ -191,12 +202,6 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       bar?.stop();
     }
   }
-}
-
-function ratioToNoop(row: BenchRow, noop: BenchRow | undefined): number | undefined {
-  if (noop === undefined) return undefined;
-  if (row.mode === 'closed-loop') return noop.result.requestsPerSecond > 0 ? row.result.requestsPerSecond / noop.result.requestsPerSecond : undefined;
-  return noop.result.p99Ms > 0 ? row.result.p99Ms / noop.result.p99Ms : undefined;
 }
 
 const MODE_LABELS: Readonly<Record<BenchRow['mode'], (row: BenchRow) => string>> = {
@@ -221,12 +226,12 @@ export function formatReport(report: BenchReport): string[] {
     row.redisRoundTripsPerDecision === undefined ? '' : row.redisRoundTripsPerDecision.toFixed(3),
     row.serverCpuUsPerCall === undefined ? '' : row.serverCpuUsPerCall.toFixed(0),
     row.serverResidentMb === undefined ? '' : row.serverResidentMb.toFixed(0),
-    row.vsNoop === undefined ? '' : `${row.vsNoop.toFixed(2)}×${row.mode === 'closed-loop' ? '' : ' p99'}`,
+    row.vsNoop === undefined ? '' : `${row.vsNoop.toFixed(2)}×${row.mode === 'closed-loop' ? '' : ' p99'}${row.vsNoopRange === undefined ? '' : ` (${row.vsNoopRange.min.toFixed(2)}–${row.vsNoopRange.max.toFixed(2)})`}`,
   ]);
   const widths = header.map((title, column) => Math.max(title.length, ...lines.map((line) => (line[column] ?? '').length)));
   const format = (cells: string[]): string => cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd();
   return [
-    `ringlimit bench: ${report.seconds} s per run, ${report.connections} connections x ${report.streams} streams, ${report.workers} worker(s)`,
+    `ringlimit bench: ${report.seconds} s per run, ${report.rounds === 1 ? '1 round' : `${report.rounds} rounds (median shown, range in brackets)`}, ${report.connections} connections x ${report.streams} streams, ${report.workers} worker(s)`,
     ...report.notes.map((note) => `note: ${note}`),
     format(header),
     format(widths.map((width) => '-'.repeat(width))),

@@ -20,7 +20,7 @@ describe('ringlimit bench (smoke run)', function () {
     const json = lines.find((line) => line.startsWith('BENCH_JSON '));
     assert.ok(json, run.stdout);
     const report = JSON.parse(json.slice('BENCH_JSON '.length)) as {
-      rows: { target: string; workload: string; mode: string; vsNoop?: number; result: { requests: number; requestsPerSecond: number; p99Ms: number }; redisRoundTripsPerDecision?: number; serverCpuUsPerCall?: number; serverResidentMb?: number }[];
+      rows: { target: string; workload: string; mode: string; vsNoop?: number; rounds: number; result: { requests: number; requestsPerSecond: number; p99Ms: number }; redisRoundTripsPerDecision?: number; serverCpuUsPerCall?: number; serverResidentMb?: number }[];
       generators: Record<string, string>;
     };
     const targets = new Set(report.rows.map((row) => row.target));
@@ -29,6 +29,7 @@ describe('ringlimit bench (smoke run)', function () {
       assert.ok(row.result.requests > 0, `${row.target}/${row.workload} answered calls`);
       assert.ok(row.result.p99Ms > 0);
       assert.ok(row.vsNoop !== undefined && row.vsNoop > 0);
+      assert.equal(row.rounds, 1);
       assert.ok((row.serverCpuUsPerCall ?? 0) > 0, `${row.target}/${row.workload}: the server's CPU time per call, from /proc`);
       assert.ok((row.serverResidentMb ?? 0) > 10, `${row.target}/${row.workload}: the server's resident memory`);
     }
@@ -41,6 +42,24 @@ describe('ringlimit bench (smoke run)', function () {
     assert.ok(report.rows.filter((row) => row.target !== 'no-op' && row.target !== 'memory').every((row) => (row.redisRoundTripsPerDecision ?? -1) >= 0));
     assert.equal(report.generators.uniform_1k, 'h2-frames', 'h2load cannot vary the body: many keys use the built-in generator');
     assert.match(run.stdout, /^target +workload +mode +generator +req\/s/m);
+  });
+
+  it('with --rounds, measures every server that many times and reports the median round with the range of its ratios', () => {
+    const run = spawnSync(process.execPath, [CLI, 'bench', '--seconds', '1', '--rounds', '2', '--workloads', 'uniform_1k', '--connections', '1', '--streams', '4', '--no-fixed-rate', '--no-one-in-flight', '--no-baselines'], {
+      encoding: 'utf8',
+      timeout: 55_000,
+    });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /^ringlimit bench: 1 s per run, 2 rounds/);
+    const json = run.stdout.split('\n').find((line) => line.startsWith('BENCH_JSON '));
+    assert.ok(json, run.stdout);
+    const report = JSON.parse(json.slice('BENCH_JSON '.length)) as { rounds: number; rows: { target: string; rounds: number; vsNoop?: number; vsNoopRange?: { min: number; max: number } }[] };
+    assert.equal(report.rounds, 2);
+    const memory = report.rows.find((row) => row.target === 'memory');
+    assert.equal(memory?.rounds, 2);
+    assert.ok(memory?.vsNoopRange !== undefined && memory.vsNoop !== undefined);
+    assert.ok(memory.vsNoopRange.min <= memory.vsNoop && memory.vsNoop <= memory.vsNoopRange.max);
+    assert.match(run.stdout, /^memory .* \(\d\.\d\d–\d\.\d\d\)$/m, 'the range is in the table');
   });
 
   it('refuses an unknown workload, naming the option', () => {
