@@ -212,7 +212,7 @@ const MODE_LABELS: Readonly<Record<BenchRow['mode'], (row: BenchRow) => string>>
 
 /** The report as a table for people; the JSON line follows it for machines. */
 export function formatReport(report: BenchReport): string[] {
-  const header = ['target', 'workload', 'mode', 'generator', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'redis RT/call', 'cpu µs/call', 'RSS MB', 'vs no-op'];
+  const header = ['target', 'workload', 'mode', 'generator', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'late', 'redis RT/call', 'cpu µs/call', 'RSS MB', 'vs no-op'];
   const lines = report.rows.map((row) => [
     row.target,
     WORKLOAD_TITLES[row.workload],
@@ -223,6 +223,7 @@ export function formatReport(report: BenchReport): string[] {
     row.result.p99Ms.toFixed(3),
     row.result.p999Ms.toFixed(3),
     String(row.result.errors),
+    String(row.result.lateAnswers),
     row.redisRoundTripsPerDecision === undefined ? '' : row.redisRoundTripsPerDecision.toFixed(3),
     row.serverCpuUsPerCall === undefined ? '' : row.serverCpuUsPerCall.toFixed(0),
     row.serverResidentMb === undefined ? '' : row.serverResidentMb.toFixed(0),

@@ -1,13 +1,10 @@
 import { connect, type Socket } from 'node:net';
 import { Flag, FrameReader, FrameType, frame, maxConcurrentStreams, openingBytes, PrebuiltCall, windowUpdate, DEFAULT_WINDOW, type IncomingFrame } from './h2-frames';
 import { latencyHistogram, loadResult } from './latency';
-import type { LoadResult, LoadSpec } from './load-types';
+import { ENVOY_TIMEOUT_MS, type LoadResult, type LoadSpec } from './load-types';
 import { workloadFrames, type WorkloadFrames } from './workloads';
 
 const RLS_PATH = '/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit';
-/** Envoy's ratelimit filter's default timeout, sent as the call's deadline. */
-const ENVOY_TIMEOUT_MS = 20;
-
 /** What Envoy's ratelimit filter sends with every call, its timeout as the deadline. */
 function requestHeaders(deadlineMs: number): readonly (readonly [string, string])[] {
   return [
@@ -225,6 +222,7 @@ export async function runFramesLoad(spec: LoadSpec, onProgress: (sent: number) =
   let next = 0;
   let answered = 0;
   let errors = 0;
+  let lateAnswers = 0;
   let inFlight = 0;
   const startedAt = performance.now();
   const endAt = startedAt + spec.seconds * 1000;
@@ -237,7 +235,9 @@ export async function runFramesLoad(spec: LoadSpec, onProgress: (sent: number) =
       inFlight--;
       if (ok) {
         answered++;
-        histogram.recordValue(Math.max(1, Math.round((performance.now() - sentAt) * 1000)));
+        const micros = Math.max(1, Math.round((performance.now() - sentAt) * 1000));
+        histogram.recordValue(micros);
+        if (micros > deadlineMs * 1000) lateAnswers++;
       } else errors++;
       then?.();
     });
@@ -264,7 +264,7 @@ export async function runFramesLoad(spec: LoadSpec, onProgress: (sent: number) =
     for (const connection of connections) connection.close();
   }
   const elapsedSeconds = (performance.now() - startedAt) / 1000;
-  return loadResult('h2-frames', { requests: answered, errors, seconds: elapsedSeconds }, histogram);
+  return loadResult('h2-frames', { requests: answered, errors, lateAnswers, seconds: elapsedSeconds }, histogram);
 }
 
 /** Starts `send` at `ratePerSecond` on average until `endAt`, catching up after a late timer. */

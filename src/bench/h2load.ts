@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { latencyHistogram, loadResult } from './latency';
-import type { LoadResult, LoadSpec } from './load-types';
+import { ENVOY_TIMEOUT_MS, type LoadResult, type LoadSpec } from './load-types';
 import { workloadFrames } from './workloads';
 
 export function h2loadAvailable(): boolean {
@@ -22,7 +22,7 @@ export async function runH2load(spec: LoadSpec, workDir: string, onProgress: (se
   await writeFile(frameFile, frames.frameAt(0));
   const args = [
     '-D', String(spec.seconds), '-c', String(spec.connections), '-m', String(spec.streams), '-t', '1',
-    '--data', frameFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers', '-H', 'grpc-timeout: 20m',
+    '--data', frameFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers', '-H', `grpc-timeout: ${ENVOY_TIMEOUT_MS}m`,
     '--log-file', logFile,
     ...(spec.ratePerSecond === undefined ? [] : ['--rps', String(Math.max(1, Math.round(spec.ratePerSecond / spec.connections)))]),
     `http://127.0.0.1:${spec.port}/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit`,
@@ -45,11 +45,14 @@ export async function runH2load(spec: LoadSpec, workDir: string, onProgress: (se
   const counts = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(output);
   if (finished === null || counts === null) throw new Error(`unexpected h2load output: ${output.slice(-500)}`);
   const histogram = latencyHistogram();
+  let lateAnswers = 0;
   for (const line of (await readFile(logFile, 'utf8')).split('\n')) {
     const [, status, micros] = line.split('\t');
-    if (status === '200' && micros !== undefined) histogram.recordValue(Math.max(1, Number(micros)));
+    if (status !== '200' || micros === undefined) continue;
+    histogram.recordValue(Math.max(1, Number(micros)));
+    if (Number(micros) > ENVOY_TIMEOUT_MS * 1000) lateAnswers++;
   }
   const seconds = Number(finished[1]) / (finished[2] === 'ms' ? 1000 : 1);
   const succeeded = Number(counts[4]);
-  return loadResult('h2load', { requests: succeeded, errors: Number(counts[5]) + Number(counts[6]) + Number(counts[7]), seconds }, histogram);
+  return loadResult('h2load', { requests: succeeded, errors: Number(counts[5]) + Number(counts[6]) + Number(counts[7]), lateAnswers, seconds }, histogram);
 }

@@ -7,7 +7,7 @@ export function latencyHistogram(): Histogram {
 }
 
 /** A load's result from its counts and its latency histogram, which it frees. */
-export function loadResult(generator: LoadResult['generator'], counts: { requests: number; errors: number; seconds: number }, histogram: Histogram): LoadResult {
+export function loadResult(generator: LoadResult['generator'], counts: { requests: number; errors: number; lateAnswers: number; seconds: number }, histogram: Histogram): LoadResult {
   const result: LoadResult = {
     generator,
     ...counts,

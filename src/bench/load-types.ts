@@ -1,5 +1,8 @@
 import type { WorkloadName } from './workloads';
 
+/** Envoy's ratelimit filter's default timeout, which every benchmarked call carries as its deadline. */
+export const ENVOY_TIMEOUT_MS = 20;
+
 /** One load run against one server. */
 export interface LoadSpec {
   readonly port: number;
@@ -22,6 +25,8 @@ export interface LoadResult {
   /** Calls answered with grpc-status 0 (h2load: HTTP 200). */
   readonly requests: number;
   readonly errors: number;
+  /** Answers that came after the call's deadline, counted in `requests`: Envoy would have given up on them. */
+  readonly lateAnswers: number;
   readonly seconds: number;
   readonly requestsPerSecond: number;
   readonly p50Ms: number;

@@ -146,6 +146,7 @@ describe('the h2-frames load generator', function () {
       const result = await runFramesLoad({ port: peer.port, workload: 'uniform_1k', seconds: 25, calls: 300, connections: 1, streams: 50, deadlineMs: 20_000 }, () => undefined);
       assert.equal(result.errors, 0);
       assert.equal(result.requests, 300);
+      assert.equal(result.lateAnswers, 0);
       assert.equal(mostOpen, 4, 'streams open at once on the server');
     } finally {
       peer.close();
@@ -162,6 +163,7 @@ describe('the h2-frames load generator', function () {
     try {
       const result = await runFramesLoad({ port: peer.port, workload: 'hot', seconds: 25, calls: 10, connections: 1, streams: 10 }, () => undefined);
       assert.equal(result.requests, 1);
+      assert.equal(result.lateAnswers, 1, 'the one answered came after its deadline');
       assert.equal(result.errors, 9);
       assert.deepEqual(streamsSeen, [1], 'calls given up never reached the server');
     } finally {

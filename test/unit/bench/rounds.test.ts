@@ -3,7 +3,7 @@ import type { LoadResult } from '../../../src/bench/load-types';
 import { combineRounds, type MeasuredRow } from '../../../src/bench/rounds';
 
 function measured(target: string, round: number, requestsPerSecond: number, mode: MeasuredRow['mode'] = 'closed-loop', p99Ms = 1): MeasuredRow {
-  const result: LoadResult = { generator: 'h2-frames', requests: requestsPerSecond, errors: 0, seconds: 1, requestsPerSecond, p50Ms: p99Ms / 2, p99Ms, p999Ms: p99Ms };
+  const result: LoadResult = { generator: 'h2-frames', requests: requestsPerSecond, errors: 0, lateAnswers: 0, seconds: 1, requestsPerSecond, p50Ms: p99Ms / 2, p99Ms, p999Ms: p99Ms };
   return { target, workload: 'uniform_1k', mode, round, result, serverCpuUsPerCall: round };
 }
 
