@@ -123,7 +123,12 @@ describe('store faults through a TCP proxy', function () {
     (proxies[shard] as TcpProxy).set({ kind: 'drop' });
     const during = await calls(server as Instance, 'hole', 30);
     (proxies[shard] as TcpProxy).set({ kind: 'pass' });
-    await eventually(async () => ((await tokensOn(redis[shard] as RedisServer, 'hole')) ?? CAPACITY) <= CAPACITY - 4 - during.admitted + 0.01, 'write-back of the fallback’s admissions');
+    const owed = CAPACITY - 4 - during.admitted;
+    await eventually(async () => ((await tokensOn(redis[shard] as RedisServer, 'hole')) ?? CAPACITY) <= owed + 0.01, 'write-back of the fallback’s admissions');
+    // Leaving the blackhole reset the connection: the commits that vanished into it must not be
+    // sent again on the new one, each taking a token for a call the fallback already answered.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const tokensAfterRecovery = (await tokensOn(redis[shard] as RedisServer, 'hole')) ?? CAPACITY;
     const after = await calls(server as Instance, 'hole', 30);
     const total = before.admitted + during.admitted + after.admitted;
     console.log(`      blackholed shard: admitted ${during.admitted} of 30 during (bound ${CAPACITY / 2}), slowest ${during.slowestMs} ms; ${total} in all (bound ${CAPACITY})`);
@@ -132,7 +137,8 @@ describe('store faults through a TCP proxy', function () {
     // Never more than C/2. One CI run (2026-12-02) admitted 9, not 10, with a later total of 15:
     // not explained yet (stop 11's closing note); the safe direction, so it is allowed here.
     assert.ok(during.admitted <= CAPACITY / 2 && during.admitted >= CAPACITY / 2 - 1, `admitted ${during.admitted} (C/2 = ${CAPACITY / 2})`);
-    assert.ok(total <= CAPACITY);
+    assert.ok(tokensAfterRecovery > owed - 0.5, `the record holds ${tokensAfterRecovery} tokens after recovery: ${owed} owed, so nothing else was taken`);
+    assert.equal(total, CAPACITY, 'every token admitted once: before, by the fallback, after');
   });
 
   it('connections reset mid-script: every call answered, nothing admitted twice beyond the bound', async () => {
