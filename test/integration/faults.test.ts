@@ -134,8 +134,10 @@ describe('store faults through a TCP proxy', function () {
     console.log(`      blackholed shard: admitted ${during.admitted} of 30 during (bound ${CAPACITY / 2}), slowest ${during.slowestMs} ms; ${total} in all (bound ${CAPACITY})`);
     assert.deepEqual(during.errors, []);
     assert.ok(during.slowestMs < DEADLINE_MS, `answered within the deadline (${during.slowestMs} ms)`);
-    // Never more than C/2. One CI run (2026-12-02) admitted 9, not 10, with a later total of 15:
-    // not explained yet (stop 11's closing note); the safe direction, so it is allowed here.
+    // Never more than C/2. One CI run admitted 9, on a machine slow enough that the scenario's
+    // first attempt missed the deadline: most likely one of the four calls before the outage had
+    // waited past its store budget and been admitted by the fallback, whose C/2 lasts for its
+    // whole refill period, leaving 9. Fewer is the safe direction, so one fewer is allowed.
     assert.ok(during.admitted <= CAPACITY / 2 && during.admitted >= CAPACITY / 2 - 1, `admitted ${during.admitted} (C/2 = ${CAPACITY / 2})`);
     assert.ok(tokensAfterRecovery > owed - 0.5, `the record holds ${tokensAfterRecovery} tokens after recovery: ${owed} owed, so nothing else was taken`);
     assert.equal(total, CAPACITY, 'every token admitted once: before, by the fallback, after');
