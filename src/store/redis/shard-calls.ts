@@ -80,8 +80,10 @@ export class ShardCalls {
     const running = command(client);
     const pending = this.pendingOn(client);
     let late = false;
+    /** Given up at a connection's close: never sent again, so it can only time out, which says nothing of the new connection. */
+    let lost = false;
     const settled = (): void => {
-      if (!late) return;
+      if (!late || lost) return;
       const count = (this.overdue.get(client) ?? 1) - 1;
       if (count > 0) this.overdue.set(client, count);
       else this.overdue.delete(client);
@@ -92,7 +94,7 @@ export class ShardCalls {
         settled();
       },
       () => {
-        this.downUntilMs.set(client, performance.now() + SHARD_RETRY_MS);
+        if (!lost) this.downUntilMs.set(client, performance.now() + SHARD_RETRY_MS);
         settled();
       },
     );
@@ -103,7 +105,8 @@ export class ShardCalls {
       abandon = (error) => {
         if (answered || late) return;
         late = true;
-        this.overdue.set(client, (this.overdue.get(client) ?? 0) + 1);
+        lost = error instanceof ConnectionLostError;
+        if (!lost) this.overdue.set(client, (this.overdue.get(client) ?? 0) + 1);
         reject(error);
       };
       timer = setTimeout(() => {
@@ -123,9 +126,9 @@ export class ShardCalls {
   }
 
   /**
-   * The give-up functions of the attempts waiting on a client. When its connection closes, ioredis
-   * holds the commands it had sent and resends them after reconnecting (they may have run, or may
-   * still): their callers stop waiting at once, in doubt as after a timeout, and fall back instead
+   * The give-up functions of the attempts waiting on a client. When its connection closes, the
+   * commands it had sent are in doubt (they may have run) and are not sent again (the clients
+   * do not resend after a reconnect): their callers stop waiting at once and fall back instead
    * of spending the rest of their budget on a reconnect.
    */
   private pendingOn(client: ShardClient): Set<(error: Error) => void> {
@@ -142,7 +145,7 @@ export class ShardCalls {
   }
 }
 
-/** The shard's connection closed with the command sent and unanswered: it may still run when ioredis resends it. */
+/** The shard's connection closed with the command sent and unanswered: it may have run. */
 class ConnectionLostError extends Error {
   constructor() {
     super('the connection closed before the shard answered; the command is in doubt');
