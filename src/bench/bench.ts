@@ -5,7 +5,7 @@ import { Presets, SingleBar } from 'cli-progress';
 import { h2loadAvailable, runH2load } from './h2load';
 import type { LoadResult, LoadSpec } from './load-types';
 import { redisAvailable, runLoadInChild, startBaseline, startNoop, startRedisShards, startRingLimit, type RedisShards, type Running } from './processes';
-import { combineRounds, type MeasuredRow } from './rounds';
+import { combineRounds, lowerMedian, type MeasuredRow } from './rounds';
 import { BENCH_RULES, WORKLOAD_CALLS, WORKLOAD_TITLES, type WorkloadName } from './workloads';
 
 /** A count-bounded workload (distinct_1m) may run this long at most. */
@@ -111,10 +111,11 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const measured: MeasuredRow[] = [];
   const timedWorkloads = options.workloads.filter((workload) => WORKLOAD_CALLS[workload] === undefined);
   const latencyWorkload = options.oneInFlight ? (timedWorkloads.includes('hot') ? 'hot' : timedWorkloads[0]) : undefined;
-  const noopCeiling = (workload: WorkloadName): number | undefined => {
-    const rates = measured.filter((row) => row.target === 'no-op' && row.workload === workload && row.mode === 'closed-loop').map((row) => row.result.requestsPerSecond);
-    return rates.length === 0 ? undefined : (rates.sort((first, second) => first - second)[Math.floor((rates.length - 1) / 2)] as number);
-  };
+  const noopCeiling = (workload: WorkloadName): number | undefined =>
+    lowerMedian(
+      measured.filter((row) => row.target === 'no-op' && row.workload === workload && row.mode === 'closed-loop'),
+      (row) => row.result.requestsPerSecond,
+    )?.result.requestsPerSecond;
   const running: { target: Target; server: Running }[] = [];
   try {
     for (const target of targets) running.push({ target, server: await target.start() });

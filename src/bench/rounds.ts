@@ -17,10 +17,10 @@ function ownFigure(row: MeasuredRow): number {
   return row.mode === 'closed-loop' ? row.result.requestsPerSecond : row.result.p99Ms;
 }
 
-/** The middle of `values` (the lower middle for an even count, so that it is one of them). */
-function middleIndex<T>(values: readonly T[], by: (value: T) => number): T {
+/** The middle of `values` by `by` (the lower middle for an even count, so that it is one of them); undefined for none. */
+export function lowerMedian<T>(values: readonly T[], by: (value: T) => number): T | undefined {
   const sorted = [...values].sort((first, second) => by(first) - by(second));
-  return sorted[Math.floor((sorted.length - 1) / 2)] as T;
+  return sorted[Math.floor((sorted.length - 1) / 2)];
 }
 
 /**
@@ -42,7 +42,7 @@ export function combineRounds(measured: readonly MeasuredRow[]): BenchRow[] {
   return [...groups.values()].map((rows) => {
     const rated = rows.map((row) => ({ row, ratio: ratioToNoop(row, noopOf(row)) }));
     const ratios = rated.flatMap(({ ratio }) => (ratio === undefined ? [] : [ratio]));
-    const chosen = ratios.length === rated.length && rows[0]?.target !== 'no-op' ? middleIndex(rated, ({ ratio }) => ratio ?? 0) : middleIndex(rated, ({ row }) => ownFigure(row));
+    const chosen = (ratios.length === rated.length && rows[0]?.target !== 'no-op' ? lowerMedian(rated, ({ ratio }) => ratio ?? 0) : lowerMedian(rated, ({ row }) => ownFigure(row))) as (typeof rated)[number];
     const { round: _round, ...figures } = chosen.row;
     return {
       ...figures,
