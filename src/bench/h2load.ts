@@ -49,8 +49,9 @@ export async function runH2load(spec: LoadSpec, workDir: string, onProgress: (se
   for (const line of (await readFile(logFile, 'utf8')).split('\n')) {
     const [, status, micros] = line.split('\t');
     if (status !== '200' || micros === undefined) continue;
-    histogram.recordValue(Math.max(1, Number(micros)));
-    if (Number(micros) > ENVOY_TIMEOUT_MS * 1000) lateAnswers++;
+    const latencyMicros = Number(micros);
+    histogram.recordValue(Math.max(1, latencyMicros));
+    if (latencyMicros > ENVOY_TIMEOUT_MS * 1000) lateAnswers++;
   }
   const seconds = Number(finished[1]) / (finished[2] === 'ms' ? 1000 : 1);
   const succeeded = Number(counts[4]);
