@@ -24,10 +24,10 @@ interface Waiting {
 
 const WRITTEN: CommitOutcome = Object.freeze({ kind: 'written' });
 
-/** Script calls on their way to one shard before further commits wait to go together. */
-const MAX_SCRIPTS_IN_FLIGHT = 1;
-/** Longest a batch waits for the call in flight before it goes anyway. */
+/** Longest the commits that gather behind a round in flight wait for it before they go anyway. */
 const MAX_GATHER_MS = 2;
+/** Longest a shard's answer waits for the rest of its round before it goes to its callers anyway. */
+export const DEFAULT_ROUND_HOLD_MS = 1;
 
 /** The KEYS of one script call: each key once, referred to by its 1-based index. */
 class KeyList {
@@ -50,84 +50,132 @@ class KeyList {
   }
 }
 
-/** Commits gathered for one shard, not sent yet. */
+/** Commits gathered for one shard client, not sent yet. */
 interface Batch {
+  readonly shard: string;
   readonly client: ShardClient;
   readonly commits: Waiting[];
-  sent: boolean;
-  sendAnyway?: NodeJS.Timeout;
 }
 
 /**
- * Gathers the commits for one shard into one bucket-commit.lua call: those that reach it in the
- * same turn of the event loop, and, while MAX_SCRIPTS_IN_FLIGHT script calls are already on
- * their way to that shard, all that arrive until one comes back (MAX_GATHER_MS at most). Under
- * load, commits then share one script run and one socket write instead of costing one each (the
- * write is a system call that wakes the shard: on a busy machine it costs more than the script);
- * alone, a commit is sent at once. Each group stays atomic on its own in the script; a shard
- * failure fails every commit of the call. The call gets the tightest time budget among them.
+ * The script calls sent to the shards together, whose answers go to their callers together:
+ * when the last one comes, or `holdMs` after the first if another is still out (a slow shard
+ * delays the others' callers by that much at most). Answers reach the engine in one turn of the
+ * event loop, so the gRPC answers they lead to leave in one socket write per connection instead
+ * of one per shard.
+ */
+class Round {
+  private readonly held: (() => void)[] = [];
+  private unanswered: number;
+  private released = false;
+  private holdTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    calls: number,
+    private readonly holdMs: number,
+    private readonly onRelease: () => void,
+  ) {
+    this.unanswered = calls;
+  }
+
+  answered(settle: () => void): void {
+    this.unanswered--;
+    if (this.released) {
+      settle();
+      return;
+    }
+    this.held.push(settle);
+    if (this.unanswered === 0) this.release();
+    else this.holdTimer ??= setTimeout(() => this.release(), this.holdMs);
+  }
+
+  private release(): void {
+    this.released = true;
+    clearTimeout(this.holdTimer);
+    for (const settle of this.held.splice(0)) settle();
+    this.onRelease();
+  }
+}
+
+/**
+ * Gathers commits into one bucket-commit.lua call per shard, sent to every shard in the same
+ * turn as a round: the commits that reach it in one turn of the event loop, and, while a round
+ * is on its way, all that arrive until its answers are handed out (MAX_GATHER_MS at most).
+ * Under load, commits then share one script run and one socket write per shard instead of
+ * costing one each (the write is a system call that wakes the shard: on a busy machine it costs
+ * more than the script); alone, a commit is sent at once. Each group stays atomic on its own in
+ * the script; a shard failure fails every commit of its call. A call gets the tightest time
+ * budget among its commits.
  */
 export class CommitBatcher {
-  private readonly waiting = new Map<string, Batch>();
-  private readonly inFlight = new Map<string, number>();
+  private readonly waiting = new Map<ShardClient, Batch>();
+  private roundsOut = 0;
+  private flushQueued = false;
+  private sendAnyway: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly calls: ShardCalls,
     private readonly keyPrefix: string,
+    private readonly roundHoldMs: number = DEFAULT_ROUND_HOLD_MS,
   ) {}
 
   /** The outcome (written or decided) of each group of `commit`, in order; rejects if the shard fails. */
   submit(shard: string, client: ShardClient, commit: ShardCommit): Promise<CommitOutcome[]> {
     return new Promise((resolve, reject) => {
-      const pending = this.waiting.get(shard);
-      if (pending !== undefined && pending.client === client) {
-        pending.commits.push({ commit, resolve, reject });
-        return;
+      // Keyed by client: after a shard-list reload, a batch for the shard's previous client goes on its own.
+      const batch = this.waiting.get(client);
+      if (batch === undefined) this.waiting.set(client, { shard, client, commits: [{ commit, resolve, reject }] });
+      else batch.commits.push({ commit, resolve, reject });
+      if (this.roundsOut > 0) {
+        // A round out may have a looser budget than these commits, or a shard that stopped answering.
+        this.sendAnyway ??= setTimeout(() => this.flush(), MAX_GATHER_MS);
+      } else if (!this.flushQueued) {
+        this.flushQueued = true;
+        setImmediate(() => this.flush());
       }
-      // A batch for the shard's previous client (the shard list was reloaded) goes as it is.
-      if (pending !== undefined) this.flush(shard, pending);
-      const started: Batch = { client, commits: [{ commit, resolve, reject }], sent: false };
-      this.waiting.set(shard, started);
-      if ((this.inFlight.get(shard) ?? 0) < MAX_SCRIPTS_IN_FLIGHT) setImmediate(() => this.flush(shard, started));
-      // A call in flight may have a looser budget than these commits, or a shard that stopped answering.
-      else started.sendAnyway = setTimeout(() => this.flush(shard, started), MAX_GATHER_MS);
     });
   }
 
-  /** Sends a batch (once); when its call comes back, the batch that gathered meanwhile goes. */
-  private flush(shard: string, batch: Batch): void {
-    if (batch.sent) return;
-    batch.sent = true;
-    clearTimeout(batch.sendAnyway);
-    if (this.waiting.get(shard) === batch) this.waiting.delete(shard);
-    this.inFlight.set(shard, (this.inFlight.get(shard) ?? 0) + 1);
-    void this.send(shard, batch.client, batch.commits).finally(() => {
-      const stillInFlight = (this.inFlight.get(shard) ?? 1) - 1;
-      if (stillInFlight > 0) this.inFlight.set(shard, stillInFlight);
-      else this.inFlight.delete(shard);
-      const next = this.waiting.get(shard);
-      if (next !== undefined) this.flush(shard, next);
+  /** Sends what has gathered as one round; when its answers are handed out, what gathered meanwhile goes. */
+  private flush(): void {
+    this.flushQueued = false;
+    clearTimeout(this.sendAnyway);
+    this.sendAnyway = undefined;
+    if (this.waiting.size === 0) return;
+    const batches = [...this.waiting.values()];
+    this.waiting.clear();
+    this.roundsOut++;
+    const round = new Round(batches.length, this.roundHoldMs, () => {
+      this.roundsOut--;
+      if (this.waiting.size > 0) this.flush();
     });
+    for (const batch of batches) void this.send(batch).then((settle) => round.answered(settle));
   }
 
-  private async send(shard: string, client: ShardClient, commits: readonly Waiting[]): Promise<void> {
-    const keys = new KeyList(this.keyPrefix);
-    const groupCount = commits.reduce((sum, { commit }) => sum + commit.groups.length, 0);
-    const args: (string | number)[] = [Math.round(Math.max(...commits.map(({ commit }) => commit.nowMs))), groupCount];
-    for (const { commit } of commits) {
-      for (const { group, seeds } of commit.groups) this.encodeGroup(keys, args, group, seeds, commit.storeNowMs);
-    }
-    let reply: (string | number)[];
+  /** Runs one shard's call; resolves, never rejects, with what hands its outcome to its commits. */
+  private async send({ shard, client, commits }: Batch): Promise<() => void> {
     try {
-      reply = await this.calls.run(shard, client, (c) => c.bucketCommit(keys.all.length, ...keys.all, args.join(' ')), {
+      const keys = new KeyList(this.keyPrefix);
+      const groupCount = commits.reduce((sum, { commit }) => sum + commit.groups.length, 0);
+      const args: (string | number)[] = [Math.round(Math.max(...commits.map(({ commit }) => commit.nowMs))), groupCount];
+      for (const { commit } of commits) {
+        for (const { group, seeds } of commit.groups) this.encodeGroup(keys, args, group, seeds, commit.storeNowMs);
+      }
+      const reply = await this.calls.run(shard, client, (c) => c.bucketCommit(keys.all.length, ...keys.all, args.join(' ')), {
         operation: 'commit',
         timeoutMs: Math.min(...commits.map(({ commit }) => commit.giveUpAt)) - performance.now(),
         evenIfDown: commits.some(({ commit }) => commit.evenIfDown === true),
       });
+      return () => this.settle(commits, reply);
     } catch (error) {
-      for (const waiting of commits) waiting.reject(error);
-      return;
+      return () => {
+        for (const waiting of commits) waiting.reject(error);
+      };
     }
+  }
+
+  /** Hands each commit its groups' outcomes, read in order from the script's reply. */
+  private settle(commits: readonly Waiting[], reply: readonly (string | number)[]): void {
     let cursor = 0;
     for (const waiting of commits) {
       waiting.resolve(

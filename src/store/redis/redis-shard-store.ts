@@ -28,6 +28,8 @@ export interface RedisShardStoreOptions {
   /** How long after a shard-list change buckets are still read from their previous owner (ms). */
   readonly handoffMs?: number;
   readonly observer?: StoreObserver | undefined;
+  /** Longest a shard's commit answer waits for the other shards of its round (CommitBatcher); tests widen it. */
+  readonly roundHoldMs?: number;
 }
 
 /** A region's heartbeat as read on one shard. */
@@ -84,7 +86,7 @@ export class RedisShardStore implements BucketStore {
     this.handoffMs = options.handoffMs ?? 86_400_000;
     this.observer = options.observer;
     this.calls = new ShardCalls(options.observer);
-    this.batcher = new CommitBatcher(this.calls, this.keyPrefix);
+    this.batcher = new CommitBatcher(this.calls, this.keyPrefix, options.roundHoldMs);
   }
 
   /** The shards in use, by name. */

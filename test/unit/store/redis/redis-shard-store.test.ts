@@ -11,10 +11,19 @@ import { TcpProxy } from '../../../support/tcp-proxy';
 
 const silent = pino({ level: 'silent' });
 
-async function makeShardStore(servers: readonly RedisServer[], clock: FakeClock, keyPrefix = `t${Date.now()}-${Math.random()}:`) {
+async function makeShardStore(servers: readonly RedisServer[], clock: FakeClock, keyPrefix = `t${Date.now()}-${Math.random()}:`, roundHoldMs?: number) {
   const shards = servers.map((server, index) => ({ name: `shard-${index}`, url: server.url() }));
   const clients = await connectShards({ shards, commandTimeoutMs: 1000, logger: silent });
-  return new RedisShardStore({ shards: clients, clock, keyPrefix });
+  return new RedisShardStore({ shards: clients, clock, keyPrefix, ...(roundHoldMs === undefined ? {} : { roundHoldMs }) });
+}
+
+const TEN_PER_SECOND = { requestsPerUnit: 10, unit: 'second', capacity: 10, algorithm: 'token_bucket' } as const;
+
+/** A bucket key the store places on `shard`. */
+function keyOn(store: RedisShardStore, shard: string): string {
+  for (let index = 0; ; index++) {
+    if (store.placement(`d|user=u${index}`) === shard) return `d|user=u${index}`;
+  }
 }
 
 for (const shardCount of [1, 3]) {
@@ -86,6 +95,52 @@ describe('RedisShardStore script calls', () => {
       admin.disconnect();
       await store.close();
     }
+  });
+});
+
+describe('RedisShardStore rounds: answers from several shards reach their callers together', () => {
+  let servers: RedisServer[] = [];
+  before(async function () {
+    this.timeout(20_000);
+    servers = await startShards(2);
+  });
+  after(() => stopAll(servers));
+
+  /** Commits one hit on a key of each shard in the same turn, shard-1 paused for `pauseMs` (under the clients' 1 s command timeout); how long each took to answer. */
+  async function answerTimes(roundHoldMs: number, pauseMs: number): Promise<{ fast: number; paused: number }> {
+    const clock = new FakeClock(Date.now());
+    const store = await makeShardStore(servers, clock, undefined, roundHoldMs);
+    const admin = new Redis((servers[1] as RedisServer).url());
+    try {
+      const commitOne = async (key: string): Promise<number> => {
+        const startedAt = performance.now();
+        const [outcome] = await store.commit([{ writes: [], requests: [{ hits: 1, limits: [{ key, limit: TEN_PER_SECOND }] }] }], clock.nowMs(), { timeoutMs: 5000 });
+        assert.equal(outcome?.kind, 'decided', JSON.stringify(outcome));
+        return performance.now() - startedAt;
+      };
+      // Both shards know the script before the timed commits: a first EVALSHA fails over to EVAL, a second round trip.
+      await Promise.all([commitOne(keyOn(store, 'shard-0')), commitOne(keyOn(store, 'shard-1'))]);
+      await admin.client('PAUSE', pauseMs);
+      const [fast, paused] = await Promise.all([commitOne(keyOn(store, 'shard-0')), commitOne(keyOn(store, 'shard-1'))]);
+      return { fast: fast as number, paused: paused as number };
+    } finally {
+      admin.disconnect();
+      await store.close();
+    }
+  }
+
+  it('holds a shard’s answers until the rest of their round has answered', async function () {
+    this.timeout(20_000);
+    const { fast, paused } = await answerTimes(5000, 200);
+    assert.ok(paused >= 150, `the paused shard answered after ${Math.round(paused)} ms`);
+    assert.ok(fast >= paused - 20, `the other shard's caller had its answer at ${Math.round(fast)} ms, the paused one's at ${Math.round(paused)} ms`);
+  });
+
+  it('holds them no longer than the hold when a shard is slow', async function () {
+    this.timeout(20_000);
+    const { fast, paused } = await answerTimes(30, 800);
+    assert.ok(paused >= 700, `the paused shard answered after ${Math.round(paused)} ms`);
+    assert.ok(fast < 400, `the other shard's caller waited ${Math.round(fast)} ms for a shard paused 800 ms, held 30 ms`);
   });
 });
 
