@@ -38,6 +38,14 @@ local function parse(record)
   return { version = tonumber(version), tokens = tonumber(tokens), updated = tonumber(updated) }
 end
 
+-- A record's version alone (0 = absent or unreadable, as parse has it): all a conditional write compares.
+local function version_of(record)
+  if not record then return 0 end
+  local version = string.match(record, '^(%d+):[^:]+:[^:]+$')
+  if not version then return 0 end
+  return tonumber(version)
+end
+
 local function token_bucket(state, rpu, unit_ms, capacity, hits, now)
   local rate = rpu / unit_ms
   local tokens = capacity
@@ -100,8 +108,11 @@ local function debit(state, limit, hits, now)
   return tokens, updated, updated + math.max(1, refill)
 end
 
+-- Returns the record stored.
 local function store(key, version, tokens, updated, ttl)
-  redis.call('SET', key, version .. ':' .. tokens .. ':' .. updated, 'PX', math.max(1, ttl))
+  local record = version .. ':' .. tokens .. ':' .. updated
+  redis.call('SET', key, record, 'PX', math.max(1, ttl))
+  return record
 end
 
 local args = {}
@@ -141,10 +152,7 @@ end
 local function commit_group(writes, requests, debits, must_decide)
   local matched = #writes > 0 and not must_decide and #debits == 0
   for _, write in ipairs(writes) do
-    local state = parse(redis.call('GET', write.key))
-    local version = 0
-    if state then version = state.version end
-    if version ~= write.expected then matched = false end
+    if version_of(redis.call('GET', write.key)) ~= write.expected then matched = false end
   end
   if matched then
     for _, write in ipairs(writes) do
@@ -166,9 +174,13 @@ local function commit_group(writes, requests, debits, must_decide)
   local out = {0}
   for _, request in ipairs(requests) do
     local decisions = {}
+    -- Each key's record as it stands, for the reply, without reading it back.
+    local latest = {}
     local admitted = true
     for l, limit in ipairs(request.limits) do
-      local state = parse(redis.call('GET', limit.key))
+      local record = redis.call('GET', limit.key)
+      latest[limit.key] = record
+      local state = parse(record)
       local d
       if limit.algorithm == 1 then
         d = fixed_window(state, limit.rpu, limit.unit_ms, request.hits, now)
@@ -184,14 +196,14 @@ local function commit_group(writes, requests, debits, must_decide)
       if d.tokens and (admitted or not d.allowed) then
         local version = 1
         if d.state then version = d.state.version + 1 end
-        store(limit.key, version, string.format('%.17g', d.tokens), string.format('%d', d.updated), math.ceil(d.expire - now))
+        latest[limit.key] = store(limit.key, version, string.format('%.17g', d.tokens), string.format('%d', d.updated), math.ceil(d.expire - now))
       end
       local allowed = 0
       if d.allowed then allowed = 1 end
       out[#out + 1] = allowed
       out[#out + 1] = string.format('%d', d.remaining)
       out[#out + 1] = string.format('%d', d.reset)
-      out[#out + 1] = redis.call('GET', limit.key) or ''
+      out[#out + 1] = latest[limit.key] or ''
     end
   end
   return out
