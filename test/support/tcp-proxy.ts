@@ -60,7 +60,13 @@ export class TcpProxy {
   }
 
   async stop(): Promise<void> {
-    this.resetAll();
+    // Closed, not reset: a reset upstream socket (to the redis-server) at this point left its
+    // handle active, the process spinning after the suite and never exiting (Node 20.20).
+    for (const { client, upstream } of this.pairs) {
+      client.destroy();
+      upstream.destroy();
+    }
+    this.pairs.clear();
     await new Promise((resolveClose) => this.server.close(resolveClose));
   }
 

@@ -3,6 +3,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { connectShards } from '../../../../src/store/redis/connect-shards';
+import type { ShardClient } from '../../../../src/store/redis/redis-client';
 import { RedisShardStore } from '../../../../src/store/redis/redis-shard-store';
 import { describeStoreContract } from '../../../contract/store.contract';
 import { FakeClock } from '../../../support/fake-clock';
@@ -179,6 +180,40 @@ describe('RedisShardStore failures', () => {
       assert.equal(outcome?.kind, 'unavailable');
       assert.ok(tookMs < 500, `answered ${Math.round(tookMs)} ms after the reset at 20 ms, not at the 2000 ms budget`);
     } finally {
+      await store.close();
+      await proxy.stop();
+      await stopAll([server]);
+    }
+  });
+
+  it('after a lost connection, neither sends the lost commit again nor keeps skipping the shard', async function () {
+    this.timeout(20_000);
+    const [server] = (await startShards(1)) as [RedisServer];
+    const proxy = await TcpProxy.start(server.port);
+    const clock = new FakeClock(Date.now());
+    const prefix = `resend${Date.now()}:`;
+    const clients = await connectShards({ shards: [{ name: 'proxied', url: proxy.url() }], commandTimeoutMs: 5000, logger: silent });
+    const store = new RedisShardStore({ shards: clients, clock, keyPrefix: prefix });
+    const admin = new Redis(server.url());
+    try {
+      // Slow to refill, so a record written stays for minutes.
+      const limit = { requestsPerUnit: 10, unit: 'hour', capacity: 10, algorithm: 'token_bucket' } as const;
+      const commitOne = (key: string) => store.commit([{ writes: [], requests: [{ hits: 1, limits: [{ key, limit }] }] }], clock.nowMs(), { timeoutMs: 2000 });
+      proxy.set({ kind: 'delay', ms: 1000 });
+      const lost = commitOne('lost');
+      setTimeout(() => proxy.resetAll(), 20);
+      assert.equal((await lost)[0]?.kind, 'unavailable');
+      proxy.set({ kind: 'pass' });
+      const client = clients.get('proxied') as ShardClient;
+      while (client.status !== 'ready') await new Promise((resolve) => setTimeout(resolve, 10));
+      // The lost command is still waiting out its 5 s command timeout: it must not hold the shard.
+      const [next] = await commitOne('next');
+      assert.equal(next?.kind, 'decided', 'the shard takes commits again as soon as it is reconnected');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(await admin.exists(`${prefix}next`), 1, 'records are where this test looks');
+      assert.equal(await admin.exists(`${prefix}lost`), 0, 'the lost commit was not sent again on the new connection');
+    } finally {
+      admin.disconnect();
       await store.close();
       await proxy.stop();
       await stopAll([server]);
