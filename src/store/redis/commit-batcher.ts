@@ -27,7 +27,7 @@ const WRITTEN: CommitOutcome = Object.freeze({ kind: 'written' });
 /** Longest the commits that gather behind a round in flight wait for it before they go anyway. */
 const MAX_GATHER_MS = 2;
 /** Longest a shard's answer waits for the rest of its round before it goes to its callers anyway. */
-export const DEFAULT_ROUND_HOLD_MS = 1;
+const DEFAULT_ROUND_HOLD_MS = 1;
 
 /** The KEYS of one script call: each key once, referred to by its 1-based index. */
 class KeyList {

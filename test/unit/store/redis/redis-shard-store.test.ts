@@ -123,7 +123,7 @@ describe('RedisShardStore rounds: answers from several shards reach their caller
       await Promise.all([commitOne(keyOn(store, 'shard-0')), commitOne(keyOn(store, 'shard-1'))]);
       await admin.client('PAUSE', pauseMs);
       const [fast, paused] = await Promise.all([commitOne(keyOn(store, 'shard-0')), commitOne(keyOn(store, 'shard-1'))]);
-      return { fast: fast as number, paused: paused as number };
+      return { fast, paused };
     } finally {
       admin.disconnect();
       await store.close();
