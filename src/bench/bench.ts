@@ -1,10 +1,11 @@
+import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import { h2loadAvailable, runH2load } from './h2load';
 import type { LoadResult, LoadSpec } from './load-types';
-import { redisAvailable, runLoadInChild, startBaseline, startNoop, startRedisShards, startRingLimit, type RedisShards, type Running } from './processes';
+import { killStartedProcesses, redisAvailable, runLoadInChild, startBaseline, startNoop, startRedisShards, startRingLimit, type RedisShards, type Running } from './processes';
 import { combineRounds, lowerMedian, type MeasuredRow } from './rounds';
 import { BENCH_RULES, WORKLOAD_CALLS, WORKLOAD_TITLES, type WorkloadName } from './workloads';
 
@@ -81,6 +82,13 @@ function roundTrips(calls: Map<string, number>): number {
  */
 export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const workDir = await mkdtemp(join(tmpdir(), 'ringlimit-bench-'));
+  // A signal skips the orderly stop below: a bench stopped by `timeout` or `kill` would leave every server and redis-server it started running.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    killStartedProcesses();
+    rmSync(workDir, { recursive: true, force: true });
+    process.exit(128 + constants.signals[signal]);
+  };
+  process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
   const configDir = join(workDir, 'rules');
   await mkdir(configDir);
   await writeFile(join(configDir, 'bench.yaml'), BENCH_RULES);
@@ -135,6 +143,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     }
     if (latencyWorkload !== undefined) await everyRound(latencyWorkload, 'one-in-flight');
   } finally {
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
     for (const { server } of running) await server.stop();
     await shards?.stop();
     await rm(workDir, { recursive: true, force: true });

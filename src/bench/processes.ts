@@ -6,6 +6,21 @@ import { createInterface } from 'node:readline';
 import { Redis } from 'ioredis';
 import type { LoadMessage, LoadResult, LoadSpec } from './load-types';
 
+/** Every process the bench started that has not exited yet. */
+const liveChildren = new Set<ChildProcess>();
+
+/** Counts `child` among the bench's processes until it exits. */
+export function tracked<T extends ChildProcess>(child: T): T {
+  liveChildren.add(child);
+  child.once('exit', () => liveChildren.delete(child));
+  return child;
+}
+
+/** Kills every process the bench started that still runs: for a signal, which skips the bench's orderly stop. */
+export function killStartedProcesses(): void {
+  for (const child of liveChildren) child.kill('SIGKILL');
+}
+
 /** build/src/main.js: the bench runs every server and the load generator as its own process. */
 const CLI = join(__dirname, '..', 'main.js');
 
@@ -59,7 +74,7 @@ function exited(child: ChildProcess): Promise<void> {
 
 /** Spawns `node build/src/main.js <args>` and resolves with the port of the first JSON line that has one. */
 async function startServerProcess(args: readonly string[], env: NodeJS.ProcessEnv, portMessage: string): Promise<Running> {
-  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = tracked(spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] }));
   const port = await new Promise<number>((resolvePort, reject) => {
     child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code} before listening`)));
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
@@ -101,7 +116,7 @@ export function startNoop(baseEnv: NodeJS.ProcessEnv): Promise<Running> {
 
 /** Runs one load in the load-generator child process, reporting progress as it goes. */
 export function runLoadInChild(spec: LoadSpec, onProgress: (sent: number) => void): Promise<LoadResult> {
-  const child = fork(CLI, ['bench-load'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = tracked(fork(CLI, ['bench-load'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   return new Promise((resolveLoad, reject) => {
     child.on('message', (message: LoadMessage) => {
       if (message.kind === 'progress') onProgress(message.sent);
@@ -138,7 +153,7 @@ export interface RedisShards {
 /** `count` redis-server processes on free loopback ports, nothing persisted. */
 export async function startRedisShards(count: number): Promise<RedisShards> {
   const ports = await Promise.all(Array.from({ length: count }, freePort));
-  const children = ports.map((port) => spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' }));
+  const children = ports.map((port) => tracked(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })));
   // Queued until each server listens (it may take a moment to start): the first PING answers once it does.
   const clients = ports.map((port) => new Redis({ port, host: '127.0.0.1', retryStrategy: () => 50 }));
   for (const client of clients) client.on('error', () => undefined);

@@ -1,9 +1,47 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../support/paths';
 
 const CLI = join(REPO_ROOT, 'build', 'src', 'main.js');
+
+/** The live descendants of `pid` with their command lines (zombies and vanished processes left out). */
+function descendants(pid: number): { pid: number; command: string }[] {
+  const found: { pid: number; command: string }[] = [];
+  const visit = (parent: number): void => {
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${parent}/task`);
+    } catch {
+      return;
+    }
+    for (const task of tasks) {
+      let children: number[] = [];
+      try {
+        children = readFileSync(`/proc/${parent}/task/${task}/children`, 'utf8').split(' ').filter((child) => child !== '').map(Number);
+      } catch {
+        // The task ended meanwhile.
+      }
+      for (const child of children) {
+        if (isAlive(child)) found.push({ pid: child, command: readFileSync(`/proc/${child}/cmdline`, 'utf8').replaceAll('\0', ' ') });
+        visit(child);
+      }
+    }
+  };
+  visit(pid);
+  return found;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    // The state follows the command name, which is in parentheses and may hold spaces.
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z') === false;
+  } catch {
+    return false;
+  }
+}
 
 /** Not a benchmark: checks that `ringlimit bench` starts its servers, measures and prints its JSON line. */
 describe('ringlimit bench (smoke run)', function () {
@@ -60,6 +98,24 @@ describe('ringlimit bench (smoke run)', function () {
     assert.ok(memory?.vsNoopRange !== undefined && memory.vsNoop !== undefined);
     assert.ok(memory.vsNoopRange.min <= memory.vsNoop && memory.vsNoop <= memory.vsNoopRange.max);
     assert.match(run.stdout, /^memory .* \(\d\.\d\d–\d\.\d\d\)$/m, 'the range is in the table');
+  });
+
+  it('stops every server and redis-server it started when it is sent SIGTERM', async () => {
+    const bench = spawn(process.execPath, [CLI, 'bench', '--seconds', '3', '--workloads', 'uniform_1k', '--no-fixed-rate', '--no-one-in-flight', '--no-progress'], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolveExit) => bench.once('exit', (code) => resolveExit(code)));
+    const pid = bench.pid as number;
+    let started: { pid: number; command: string }[] = [];
+    // Mid-run: the servers are up once the load generator is (it starts after all of them).
+    for (let waited = 0; waited < 40_000 && !started.some(({ command }) => command.includes('bench-load')); waited += 100) {
+      await sleep(100);
+      started = descendants(pid);
+    }
+    assert.ok(started.some(({ command }) => command.includes('bench-load')), `the run never got under way: ${JSON.stringify(started)}`);
+    assert.ok(started.some(({ command }) => command.includes('redis-server')) && started.some(({ command }) => command.includes(' serve')), JSON.stringify(started));
+    bench.kill('SIGTERM');
+    assert.equal(await exited, 143);
+    for (let waited = 0; waited < 5_000 && started.some((child) => isAlive(child.pid)); waited += 100) await sleep(100);
+    assert.deepEqual(started.filter((child) => isAlive(child.pid)), [], 'nothing the bench started outlives it');
   });
 
   it('refuses an unknown workload, naming the option', () => {
