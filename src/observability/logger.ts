@@ -10,6 +10,9 @@ export function createLogger(options: { level: LogLevel; destination?: Destinati
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: ['*.password', '*.authorization', 'authorization', '*.token'], censor: '[redacted]' },
     },
-    options.destination,
+    // Synchronous: pino's default (asynchronous) stdout is flushed at exit by a sonic-boom loop
+    // that retries EPIPE forever, so with its reader gone (a log shipper that died) the process
+    // never exited on SIGTERM. A synchronous write that fails with EPIPE just stops the logging.
+    options.destination ?? pino.destination({ dest: 1, sync: true }),
   );
 }

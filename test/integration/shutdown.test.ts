@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { MemoryBucketStore } from '../../src/store/memory-store';
 import { FakeClock } from '../support/fake-clock';
+import { makeTempDir } from '../support/paths';
+import { RingLimitProcess } from '../support/ringlimit-process';
 import { d, RlsTestClient } from '../support/rls-client';
 import { fixtureText } from '../support/rules';
 import { Code } from '../support/status';
@@ -41,5 +46,21 @@ describe('graceful stop', () => {
     assert.equal(await late, GrpcStatus.UNAVAILABLE, 'a call after stop is refused');
     lateClient.close();
     await server.stop();
+  });
+
+  it('exits on SIGTERM when nothing reads its log any more', async function () {
+    this.timeout(20_000);
+    const configDir = await makeTempDir();
+    await writeFile(join(configDir, 'basic.yaml'), fixtureText('basic.yaml'));
+    const { process: instance } = await RingLimitProcess.start({ CONFIG_DIR: configDir });
+    try {
+      instance.closeLogPipe();
+      // Its "shutting down" line is the first to meet the closed pipe; it used to retry that write forever.
+      const stopped = await Promise.race([instance.stop(), sleep(10_000).then(() => 'still running')]);
+      if (stopped === 'still running') instance.kill();
+      assert.deepEqual(stopped, { code: 0, engine: undefined }, 'exited by itself, with 0');
+    } finally {
+      await rm(configDir, { recursive: true, force: true });
+    }
   });
 });

@@ -56,6 +56,16 @@ export class RingLimitProcess {
     }
   }
 
+  /** Closes the pipe the process logs to, as a log shipper that died would: its next log line meets EPIPE. */
+  closeLogPipe(): void {
+    this.child.stdout?.destroy();
+  }
+
+  /** SIGKILL, for a process that did not stop. */
+  kill(): void {
+    this.child.kill('SIGKILL');
+  }
+
   /** SIGTERM and wait; resolves with the exit code and the engine counters it logged. */
   async stop(): Promise<{ code: number | null; engine: LogEntry['engine'] }> {
     this.child.kill('SIGTERM');
