@@ -407,9 +407,13 @@ export class RateLimiter {
   /**
    * Writes back what fallback buckets admitted while their shard was down, for groups no
    * request has touched since. Safe to call often: groups whose shard is still down stay owed.
-   * `final` (at shutdown) also tries shards that failed within the last second.
+   * Until a write-back fails, it also tries shards that failed within the last second: each
+   * pass is the first to learn that a shard is back. (Skipped as down, a shard that had just
+   * returned stayed unwritten for seconds: the commands lost in an outage time out after it and
+   * keep its breaker open.) `final` (at shutdown) tries them all.
    */
   async writeBackFallbackDebts(final = false): Promise<void> {
+    let failedThisPass = false;
     for (const id of this.fallback.owedGroups()) {
       const debits = this.fallback.debitsFor(id);
       const keys = debits.flatMap(({ limits }) => limits.map(({ key }) => key));
@@ -418,8 +422,9 @@ export class RateLimiter {
         if (current.length === 0) return;
         // Calls for these buckets queue behind the write-back: a short budget keeps their own in
         // time while a shard is flaky. At shutdown nobody waits, so the store's default applies.
-        const options = final ? { evenIfDown: true } : { timeoutMs: WRITE_BACK_BUDGET_MS };
+        const options = final ? { evenIfDown: true } : { timeoutMs: WRITE_BACK_BUDGET_MS, evenIfDown: !failedThisPass };
         const [outcome] = await this.store.commit([{ writes: [], requests: [], debits: current }], this.clock.nowMs(), options);
+        if (outcome?.kind === 'unavailable') failedThisPass = true;
         if (outcome?.kind === 'decided') {
           this.fallback.settle(id);
           for (const key of keys) this.records.forget(key);
