@@ -40,8 +40,8 @@ export interface ProcessUsage {
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
 const PAGE_BYTES = Number(spawnSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).stdout?.trim()) || 4096;
 
-/** A process and its descendants (the cluster workers of a WORKERS=N server). */
-function processTree(pid: number): number[] {
+/** A process and its descendants (the cluster workers of a WORKERS=N server); throws if one ends while it is read. */
+export function processTree(pid: number): number[] {
   const children = readdirSync(`/proc/${pid}/task`).flatMap((task) =>
     readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ').filter((child) => child !== '').map(Number),
   );

@@ -1,37 +1,23 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
+import { processTree } from '../../src/bench/processes';
 import { REPO_ROOT } from '../support/paths';
 
 const CLI = join(REPO_ROOT, 'build', 'src', 'main.js');
 
-/** The live descendants of `pid` with their command lines (zombies and vanished processes left out). */
+/** The live descendants of `pid` with their command lines; none when one ended while they were read (the caller polls again). */
 function descendants(pid: number): { pid: number; command: string }[] {
-  const found: { pid: number; command: string }[] = [];
-  const visit = (parent: number): void => {
-    let tasks: string[];
-    try {
-      tasks = readdirSync(`/proc/${parent}/task`);
-    } catch {
-      return;
-    }
-    for (const task of tasks) {
-      let children: number[] = [];
-      try {
-        children = readFileSync(`/proc/${parent}/task/${task}/children`, 'utf8').split(' ').filter((child) => child !== '').map(Number);
-      } catch {
-        // The task ended meanwhile.
-      }
-      for (const child of children) {
-        if (isAlive(child)) found.push({ pid: child, command: readFileSync(`/proc/${child}/cmdline`, 'utf8').replaceAll('\0', ' ') });
-        visit(child);
-      }
-    }
-  };
-  visit(pid);
-  return found;
+  try {
+    return processTree(pid)
+      .slice(1)
+      .filter(isAlive)
+      .map((child) => ({ pid: child, command: readFileSync(`/proc/${child}/cmdline`, 'utf8').replaceAll('\0', ' ') }));
+  } catch {
+    return [];
+  }
 }
 
 function isAlive(pid: number): boolean {
