@@ -31,9 +31,12 @@
 -- Why a script: reading versions, deciding and writing must be one atomic step on the shard.
 local EPSILON = 1e-9
 
+-- "<version>:<tokens>:<updated_at_ms>"
+local RECORD = '^(%d+):([^:]+):([^:]+)$'
+
 local function parse(record)
   if not record then return nil end
-  local version, tokens, updated = string.match(record, '^(%d+):([^:]+):([^:]+)$')
+  local version, tokens, updated = string.match(record, RECORD)
   if not version then return nil end
   return { version = tonumber(version), tokens = tonumber(tokens), updated = tonumber(updated) }
 end
@@ -41,7 +44,7 @@ end
 -- A record's version alone (0 = absent or unreadable, as parse has it): all a conditional write compares.
 local function version_of(record)
   if not record then return 0 end
-  local version = string.match(record, '^(%d+):[^:]+:[^:]+$')
+  local version = string.match(record, RECORD)
   if not version then return 0 end
   return tonumber(version)
 end
