@@ -76,7 +76,7 @@ describe('RedisShardStore script calls', () => {
     try {
       await admin.config('RESETSTAT');
       const commitOne = (key: string) =>
-        store.commit([{ writes: [], requests: [{ hits: 1, limits: [{ key, limit: { requestsPerUnit: 10, unit: 'second', capacity: 10, algorithm: 'token_bucket' } }] }] }], clock.nowMs(), { timeoutMs: 5000 });
+        store.commit([{ writes: [], requests: [{ hits: 1, limits: [{ key, limit: TEN_PER_SECOND }] }] }], clock.nowMs(), { timeoutMs: 5000 });
       // The shard holds the first call unanswered for a while; ten more commits come, each in its own turn of the event loop.
       await admin.client('PAUSE', 60);
       const first = commitOne('first');
@@ -171,9 +171,8 @@ describe('RedisShardStore failures', () => {
     const store = new RedisShardStore({ shards: clients, clock, keyPrefix: `lost${Date.now()}:` });
     try {
       proxy.set({ kind: 'delay', ms: 1000 });
-      const limit = { requestsPerUnit: 10, unit: 'second', capacity: 10, algorithm: 'token_bucket' } as const;
       const startedAt = performance.now();
-      const commit = store.commit([{ writes: [], requests: [{ hits: 1, limits: [{ key: 'k', limit }] }] }], clock.nowMs(), { timeoutMs: 2000 });
+      const commit = store.commit([{ writes: [], requests: [{ hits: 1, limits: [{ key: 'k', limit: TEN_PER_SECOND }] }] }], clock.nowMs(), { timeoutMs: 2000 });
       setTimeout(() => proxy.resetAll(), 20);
       const [outcome] = await commit;
       const tookMs = performance.now() - startedAt;
