@@ -1,6 +1,6 @@
 import type { AppliedLimit, BucketStore, Clock, CommitGroup, CommitOutcome, DescriptorStatus, EngineObserver, Limit, VersionedBucket } from '../core';
 import { bucketGroup } from '../bucket/bucket-key';
-import { tokensAt } from '../bucket/token-bucket';
+import { recordExpiryMs, tokensAt } from '../bucket/token-bucket';
 import { applyRequestOf, commitGroups, planGroup, type PlannedCommitGroup } from './commit-groups';
 import { decideDescriptors, limitedStatus, NO_LIMIT_STATUS, UNLIMITED_STATUS } from './decide-descriptors';
 import type { DescriptorPlan } from './descriptor-plan';
@@ -178,8 +178,7 @@ export class CommitPlanner {
       request.limits.forEach(({ key, limit }, limitIndex) => {
         const applied = results[requestIndex]?.[limitIndex];
         const record = applied?.record;
-        // The shard keeps a record until its bucket is full again (or its window ends): what the reset time says.
-        const expireAtMs = record === undefined || applied === undefined ? undefined : Math.max(decidedAtMs, record.state.updatedAtMs) + applied.resetAfterMs;
+        const expireAtMs = record === undefined || applied === undefined ? undefined : shardExpiryMs(limit, record, decidedAtMs, applied.resetAfterMs);
         const earlier = seen.get(key);
         if (earlier !== undefined) {
           seen.set(key, { ...earlier, record, expireAtMs });
@@ -201,6 +200,16 @@ export class CommitPlanner {
     const actual = tokensAt(record?.state, limit, atMs) + ownHits;
     this.observer.cacheDrift(Math.abs(expected - actual) / limit.capacity);
   }
+}
+
+/**
+ * When the shard drops a record the store decided on, from the reset time it returned: a fixed
+ * window's when the window ends; a token bucket's when it is full again, but not within its
+ * minimum lifetime (as the shard computed it when it wrote the record).
+ */
+function shardExpiryMs(limit: Limit, record: VersionedBucket, decidedAtMs: number, resetAfterMs: number): number {
+  const fullAtMs = Math.max(decidedAtMs, record.state.updatedAtMs) + resetAfterMs;
+  return limit.algorithm === 'fixed_window' ? fullAtMs : recordExpiryMs(record.state.updatedAtMs, fullAtMs);
 }
 
 /** A limited descriptor's status from the store's (or a fallback's) verdicts on its limits; `what` names it if they are missing. */

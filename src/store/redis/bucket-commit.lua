@@ -30,6 +30,8 @@
 --
 -- Why a script: reading versions, deciding and writing must be one atomic step on the shard.
 local EPSILON = 1e-9
+-- A token bucket's record stays at least this long after a write, full or not (RECORD_MIN_LIFETIME_MS in src/bucket/token-bucket.ts).
+local MIN_LIFETIME_MS = 1000
 
 -- "<version>:<tokens>:<updated_at_ms>"
 local RECORD = '^(%d+):([^:]+):([^:]+)$'
@@ -68,7 +70,7 @@ local function token_bucket(state, rpu, unit_ms, capacity, hits, now)
     if state then updated = math.max(now, state.updated) end
     d.tokens = after
     d.updated = updated
-    d.expire = updated + reset
+    d.expire = updated + math.max(reset, MIN_LIFETIME_MS)
   end
   return d
 end
@@ -108,7 +110,7 @@ local function debit(state, limit, hits, now)
   tokens = math.max(0, tokens - hits)
   local refill = 0
   if rate > 0 then refill = math.ceil((limit.capacity - tokens) / rate) end
-  return tokens, updated, updated + math.max(1, refill)
+  return tokens, updated, updated + math.max(1, refill, MIN_LIFETIME_MS)
 end
 
 -- Returns the record stored.

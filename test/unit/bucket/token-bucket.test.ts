@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { consumeTokenBucket } from '../../../src/bucket/token-bucket';
+import { consumeTokenBucket, RECORD_MIN_LIFETIME_MS } from '../../../src/bucket/token-bucket';
 import { UNIT_SECONDS, type BucketState, type Limit } from '../../../src/core';
 
 const perSecond = (requestsPerUnit: number, capacity = requestsPerUnit): Limit => ({
@@ -17,7 +17,14 @@ describe('token bucket', () => {
     assert.equal(decision.remaining, 17);
     assert.deepEqual(decision.next, { tokens: 17, updatedAtMs: 0 });
     assert.equal(decision.resetAfterMs, 300);
-    assert.equal(decision.expireAtMs, 300);
+    assert.equal(decision.expireAtMs, RECORD_MIN_LIFETIME_MS, 'full again after 300 ms, the record is kept for its minimum lifetime');
+  });
+
+  it('keeps a record until its bucket is full again when that is after the minimum lifetime', () => {
+    const slow = perSecond(1, 20);
+    const decision = consumeTokenBucket(undefined, slow, 3, 5000);
+    assert.equal(decision.resetAfterMs, 3000);
+    assert.equal(decision.expireAtMs, 8000);
   });
 
   it('refills at requests_per_unit per unit, never above capacity', () => {

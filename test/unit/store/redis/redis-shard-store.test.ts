@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
+import type { BucketState, Limit } from '../../../../src/core';
+import { consumeTokenBucket, RECORD_MIN_LIFETIME_MS } from '../../../../src/bucket/token-bucket';
 import { connectShards } from '../../../../src/store/redis/connect-shards';
 import type { ShardClient } from '../../../../src/store/redis/redis-client';
 import { RedisShardStore } from '../../../../src/store/redis/redis-shard-store';
@@ -44,6 +46,25 @@ for (const shardCount of [1, 3]) {
         await new Promise((resolve) => setTimeout(resolve, ms));
       };
       return { clock, store: await makeShardStore(servers, clock), passTime };
+    });
+
+    it('keeps the record of a bucket that refills in a millisecond for the minimum lifetime, whoever decided it', async () => {
+      const clock = new FakeClock(Date.now());
+      const store = await makeShardStore(servers, clock, 'life:');
+      const fast: Limit = { requestsPerUnit: 1_000_000, unit: 'second', capacity: 1_000_000, algorithm: 'token_bucket' };
+      try {
+        // Decided by the shard (no copy), and written by the engine from its own decision.
+        await store.commit([{ writes: [], requests: [{ hits: 1, limits: [{ key: 'by-shard', limit: fast }] }] }], clock.nowMs());
+        const decision = consumeTokenBucket(undefined, fast, 1, clock.nowMs());
+        const write = { key: 'by-engine', expectedVersion: 0, state: decision.next as BucketState, expireAtMs: decision.expireAtMs };
+        await store.commit([{ writes: [write], requests: [] }], clock.nowMs());
+        for (const key of ['by-shard', 'by-engine']) {
+          const ttl = await store.onOwner(key, 'test', (client, prefixed) => client.pttl(prefixed));
+          assert.ok(ttl > RECORD_MIN_LIFETIME_MS - 200 && ttl <= RECORD_MIN_LIFETIME_MS, `${key}: ${ttl} ms to live`);
+        }
+      } finally {
+        await store.close();
+      }
     });
 
     it('keeps records apart between key prefixes', async () => {
