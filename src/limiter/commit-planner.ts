@@ -96,7 +96,8 @@ export class CommitPlanner {
     const decidedHere = storeDecides.size === 0 ? plans : plans.map((plan) => (plan.kind === 'limited' && storeDecides.has(planGroup(plan)) ? NOT_DECIDED_HERE : plan));
     const local = decideDescriptors(decidedHere, records, nowMs);
     for (const write of local.writes) {
-      if (shared.has(write.key)) storeDecides.add(bucketGroup(write.key));
+      // An admission that takes a bucket's last whole token is where instances race for it.
+      if (shared.has(write.key) || write.state.tokens < 1) storeDecides.add(bucketGroup(write.key));
     }
     const writes = storeDecides.size === 0 ? local.writes : local.writes.filter((write) => !storeDecides.has(bucketGroup(write.key)));
     const { statuses } = local;
@@ -175,6 +176,7 @@ export class CommitPlanner {
     }
     const seen = new Map<string, { firstSeen: VersionedBucket | undefined; ownSteps: number; record: VersionedBucket | undefined; conflicted: boolean; expireAtMs: number | undefined }>();
     group.requests.forEach((request, requestIndex) => {
+      const admitted = results[requestIndex]?.every((applied) => applied.allowed) === true;
       request.limits.forEach(({ key, limit }, limitIndex) => {
         const applied = results[requestIndex]?.[limitIndex];
         const record = applied?.record;
@@ -184,7 +186,11 @@ export class CommitPlanner {
           seen.set(key, { ...earlier, record, expireAtMs });
           return;
         }
-        seen.set(key, { firstSeen: record, ownSteps: (debited.get(key) ?? 0) + 1, record, conflicted, expireAtMs });
+        // Our request moved the version only if it wrote: a token bucket when the request was
+        // admitted, a fixed window also when this limit denied it (bucket/apply-requests.ts).
+        // Counting a denial as a step took another instance's write for our own.
+        const wrote = request.hits > 0 && (admitted || (limit.algorithm === 'fixed_window' && applied?.allowed === false));
+        seen.set(key, { firstSeen: record, ownSteps: (debited.get(key) ?? 0) + (wrote ? 1 : 0), record, conflicted, expireAtMs });
         this.observeDrift(key, limit, record, applied?.allowed === true ? request.hits : 0, atMs);
       });
     });

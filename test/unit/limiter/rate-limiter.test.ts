@@ -200,6 +200,47 @@ descriptors:
     assert.equal(limiter.counters.versionConflicts, 0);
   });
 
+  it('does not take another engine’s write for its own when the store denied it: no conditional write from a stale copy, no conflict', async () => {
+    const clock = new FakeClock();
+    const store = new MemoryBucketStore({ clock, maxBuckets: 100 });
+    const rules = compileYaml(`domain: d
+descriptors:
+  - key: ten
+    rate_limit: {unit: second, requests_per_unit: 10}
+`);
+    const [first, second] = [0, 1].map(() => new RateLimiter({ store, clock, rules: (): RuleSet => rules, recordCacheTtlMs: 60_000 })) as [RateLimiter, RateLimiter];
+    const ask = (engine: RateLimiter, hits: number) => engine.shouldRateLimit({ domain: 'd', descriptors: [one('ten', 'k')], hits });
+    await ask(second, 9);
+    // Every half second the bucket refills 5 and the first engine takes them; the second, whose
+    // copy shows those 5 plus the 1 it saw left, asks for 6 and the store denies it: its tries
+    // move no version, the first engine's writes do.
+    for (let round = 0; round < 4; round++) {
+      clock.advance(500);
+      assert.equal((await ask(first, 5)).overallCode, 'OK');
+      assert.equal((await ask(second, 6)).overallCode, 'OVER_LIMIT');
+    }
+    clock.advance(500);
+    await ask(first, 5);
+    assert.equal((await ask(second, 1)).overallCode, 'OK');
+    assert.equal(second.counters.versionConflicts, 0, 'the second engine never counted itself the only writer');
+  });
+
+  it('lets the store decide an admission that takes the last whole token, where instances race, even of a record it alone writes', async () => {
+    const clock = new FakeClock();
+    const inner = new MemoryBucketStore({ clock, maxBuckets: 100 });
+    const sent: number[] = [];
+    const store = delegatingStore(inner, {
+      commit: (groups, nowMs) => {
+        sent.push(groups.reduce((sum, group) => sum + group.writes.length, 0));
+        return inner.commit(groups, nowMs);
+      },
+    });
+    const limiter = new RateLimiter({ store, clock, rules: (): RuleSet => RULES, recordCacheTtlMs: 60_000 });
+    for (let call = 0; call < 10; call++) assert.equal((await limiter.shouldRateLimit(q([one('loose', 'last')]))).overallCode, 'OK');
+    assert.deepEqual(sent, [0, 0, 0, 0, 1, 1, 1, 1, 1, 0], 'the store decides until the copy is trusted (three observations), then the engine writes, but not the 10th of 10');
+    assert.equal(limiter.counters.versionConflicts, 0);
+  });
+
   it('lets the store decide records other engines also write, so sharing costs no conflicts', async () => {
     const clock = new FakeClock();
     const store = new MemoryBucketStore({ clock, maxBuckets: 100 });
