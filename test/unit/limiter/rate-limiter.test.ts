@@ -36,6 +36,10 @@ descriptors:
     rate_limit: {unlimited: true, replaces: [{name: tight_named}]}
   - key: named
     rate_limit: {unit: minute, requests_per_unit: 1, name: tight_named}
+  - key: fast
+    rate_limit: {unit: second, requests_per_unit: 100000}
+  - key: ten
+    rate_limit: {unit: second, requests_per_unit: 10}
 `);
 
 function makeLimiter(options: Partial<RateLimiterOptions> = {}) {
@@ -186,12 +190,7 @@ describe('RateLimiter', () => {
   it('writes a bucket that refills within milliseconds from its copy without version conflicts', async () => {
     const clock = new FakeClock();
     const store = new MemoryBucketStore({ clock, maxBuckets: 100 });
-    const rules = compileYaml(`domain: d
-descriptors:
-  - key: fast
-    rate_limit: {unit: second, requests_per_unit: 100000}
-`);
-    const limiter = new RateLimiter({ store, clock, rules: (): RuleSet => rules, recordCacheTtlMs: 60_000 });
+    const limiter = new RateLimiter({ store, clock, rules: (): RuleSet => RULES, recordCacheTtlMs: 60_000 });
     // One hit refills in 0.01 ms: calls 3 ms apart each find the bucket full again.
     for (let call = 0; call < 200; call++) {
       assert.equal((await limiter.shouldRateLimit({ domain: 'd', descriptors: [one('fast', 'k')], hits: 0 })).overallCode, 'OK');
@@ -203,12 +202,7 @@ descriptors:
   it('does not take another engine’s write for its own when the store denied it: no conditional write from a stale copy, no conflict', async () => {
     const clock = new FakeClock();
     const store = new MemoryBucketStore({ clock, maxBuckets: 100 });
-    const rules = compileYaml(`domain: d
-descriptors:
-  - key: ten
-    rate_limit: {unit: second, requests_per_unit: 10}
-`);
-    const [first, second] = [0, 1].map(() => new RateLimiter({ store, clock, rules: (): RuleSet => rules, recordCacheTtlMs: 60_000 })) as [RateLimiter, RateLimiter];
+    const [first, second] = [0, 1].map(() => new RateLimiter({ store, clock, rules: (): RuleSet => RULES, recordCacheTtlMs: 60_000 })) as [RateLimiter, RateLimiter];
     const ask = (engine: RateLimiter, hits: number) => engine.shouldRateLimit({ domain: 'd', descriptors: [one('ten', 'k')], hits });
     await ask(second, 9);
     // Every half second the bucket refills 5 and the first engine takes them; the second, whose
