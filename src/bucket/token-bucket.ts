@@ -30,7 +30,7 @@ export function tokensAt(state: BucketState | undefined, limit: Limit, nowMs: nu
  * keeping it changes no decision; dropped within milliseconds, the record of a fast-refilling
  * bucket came and went between one instance's writes, and a write that found it gone by the
  * local copy's reckoning and still there by the shard's (or the other way round) lost its
- * version check: 4.7% of commits on the bench's Zipf workload, with a single instance.
+ * version check: 5–6% of commits on the bench's Zipf workload, with a single instance.
  */
 export const RECORD_MIN_LIFETIME_MS = 1000;
 

@@ -96,8 +96,7 @@ export class CommitPlanner {
     const decidedHere = storeDecides.size === 0 ? plans : plans.map((plan) => (plan.kind === 'limited' && storeDecides.has(planGroup(plan)) ? NOT_DECIDED_HERE : plan));
     const local = decideDescriptors(decidedHere, records, nowMs);
     for (const write of local.writes) {
-      // An admission that takes a bucket's last whole token is where instances race for it.
-      if (shared.has(write.key) || write.state.tokens < 1) storeDecides.add(bucketGroup(write.key));
+      if (shared.has(write.key)) storeDecides.add(bucketGroup(write.key));
     }
     const writes = storeDecides.size === 0 ? local.writes : local.writes.filter((write) => !storeDecides.has(bucketGroup(write.key)));
     const { statuses } = local;
