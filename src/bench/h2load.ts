@@ -1,8 +1,8 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { latencyHistogram, loadResult } from './latency';
-import { tracked } from './processes';
+import { spawnStarted } from './processes';
 import { ENVOY_TIMEOUT_MS, type LoadResult, type LoadSpec } from './load-types';
 import { workloadFrames } from './workloads';
 
@@ -29,10 +29,10 @@ export async function runH2load(spec: LoadSpec, workDir: string, onProgress: (se
     `http://127.0.0.1:${spec.port}/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit`,
   ];
   const output = await new Promise<string>((resolveRun, reject) => {
-    const child = tracked(spawn('h2load', args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const child = spawnStarted('h2load', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let text = '';
-    child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    child.stdout?.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (text += chunk.toString()));
     const started = Date.now();
     const progress = setInterval(() => onProgress(Math.round(((Date.now() - started) / 1000 / spec.seconds) * 100)), 250);
     child.on('error', reject);

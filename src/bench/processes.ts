@@ -1,4 +1,4 @@
-import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { fork, spawn, spawnSync, type ChildProcess, type ForkOptions, type SpawnOptions } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -10,10 +10,29 @@ import type { LoadMessage, LoadResult, LoadSpec } from './load-types';
 const liveChildren = new Set<ChildProcess>();
 
 /** Counts `child` among the bench's processes until it exits. */
-export function tracked<T extends ChildProcess>(child: T): T {
+function tracked<T extends ChildProcess>(child: T): T {
   liveChildren.add(child);
   child.once('exit', () => liveChildren.delete(child));
   return child;
+}
+
+/**
+ * setpriv (util-linux) starts a command with PR_SET_PDEATHSIG: the kernel kills it when the
+ * bench dies, even by SIGKILL, which no handler of the bench sees. Without setpriv, a killed
+ * bench leaves its servers and redis-servers running.
+ */
+const DIE_WITH_BENCH = spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0 ? ['--pdeathsig', 'KILL', '--'] : undefined;
+
+/** Spawns `command` as one of the bench's processes: tracked, and killed with the bench where setpriv is installed. */
+export function spawnStarted(command: string, args: readonly string[], options: SpawnOptions): ChildProcess {
+  const child = DIE_WITH_BENCH === undefined ? spawn(command, args, options) : spawn('setpriv', [...DIE_WITH_BENCH, command, ...args], options);
+  return tracked(child);
+}
+
+/** Forks `node build/src/main.js <args>` (with an IPC channel) the same way. */
+function forkStarted(args: readonly string[], options: ForkOptions): ChildProcess {
+  const dyingWith = DIE_WITH_BENCH === undefined ? {} : { execPath: 'setpriv', execArgv: [...DIE_WITH_BENCH, process.execPath, ...process.execArgv] };
+  return tracked(fork(CLI, args, { ...options, ...dyingWith }));
 }
 
 /** Kills every process the bench started that still runs: for a signal, which skips the bench's orderly stop. */
@@ -74,7 +93,7 @@ function exited(child: ChildProcess): Promise<void> {
 
 /** Spawns `node build/src/main.js <args>` and resolves with the port of the first JSON line that has one. */
 async function startServerProcess(args: readonly string[], env: NodeJS.ProcessEnv, portMessage: string): Promise<Running> {
-  const child = tracked(spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] }));
+  const child = spawnStarted(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolvePort, reject) => {
     child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code} before listening`)));
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
@@ -116,7 +135,7 @@ export function startNoop(baseEnv: NodeJS.ProcessEnv): Promise<Running> {
 
 /** Runs one load in the load-generator child process, reporting progress as it goes. */
 export function runLoadInChild(spec: LoadSpec, onProgress: (sent: number) => void): Promise<LoadResult> {
-  const child = tracked(fork(CLI, ['bench-load'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  const child = forkStarted(['bench-load'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolveLoad, reject) => {
     child.on('message', (message: LoadMessage) => {
       if (message.kind === 'progress') onProgress(message.sent);
@@ -153,7 +172,7 @@ export interface RedisShards {
 /** `count` redis-server processes on free loopback ports, nothing persisted. */
 export async function startRedisShards(count: number): Promise<RedisShards> {
   const ports = await Promise.all(Array.from({ length: count }, freePort));
-  const children = ports.map((port) => tracked(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })));
+  const children = ports.map((port) => spawnStarted('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' }));
   // Queued until each server listens (it may take a moment to start): the first PING answers once it does.
   const clients = ports.map((port) => new Redis({ port, host: '127.0.0.1', retryStrategy: () => 50 }));
   for (const client of clients) client.on('error', () => undefined);

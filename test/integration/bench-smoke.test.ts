@@ -86,9 +86,10 @@ describe('ringlimit bench (smoke run)', function () {
     assert.match(run.stdout, /^memory .* \(\d\.\d\d–\d\.\d\d\)$/m, 'the range is in the table');
   });
 
-  it('stops every server and redis-server it started when it is sent SIGTERM', async () => {
+  /** Starts a bench, sends it `signal` mid-run, and returns how it ended and which of its processes outlived it. */
+  async function interruptMidRun(signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null; survivors: { pid: number; command: string }[] }> {
     const bench = spawn(process.execPath, [CLI, 'bench', '--seconds', '3', '--workloads', 'uniform_1k', '--no-fixed-rate', '--no-one-in-flight', '--no-progress'], { stdio: 'ignore' });
-    const exited = new Promise<number | null>((resolveExit) => bench.once('exit', (code) => resolveExit(code)));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit) => bench.once('exit', (code, by) => resolveExit({ code, signal: by })));
     const pid = bench.pid as number;
     let started: { pid: number; command: string }[] = [];
     // Mid-run: the servers are up once the load generator is (it starts after all of them).
@@ -98,10 +99,23 @@ describe('ringlimit bench (smoke run)', function () {
     }
     assert.ok(started.some(({ command }) => command.includes('bench-load')), `the run never got under way: ${JSON.stringify(started)}`);
     assert.ok(started.some(({ command }) => command.includes('redis-server')) && started.some(({ command }) => command.includes(' serve')), JSON.stringify(started));
-    bench.kill('SIGTERM');
-    assert.equal(await exited, 143);
+    bench.kill(signal);
+    const ended = await exited;
     for (let waited = 0; waited < 5_000 && started.some((child) => isAlive(child.pid)); waited += 100) await sleep(100);
-    assert.deepEqual(started.filter((child) => isAlive(child.pid)), [], 'nothing the bench started outlives it');
+    return { ...ended, survivors: started.filter((child) => isAlive(child.pid)) };
+  }
+
+  it('stops every server and redis-server it started when it is sent SIGTERM', async () => {
+    const { code, survivors } = await interruptMidRun('SIGTERM');
+    assert.equal(code, 143);
+    assert.deepEqual(survivors, [], 'nothing the bench started outlives it');
+  });
+
+  it('leaves nothing running when it is killed with SIGKILL, which it cannot handle (setpriv --pdeathsig)', async function () {
+    if (spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status !== 0) this.skip();
+    const { signal, survivors } = await interruptMidRun('SIGKILL');
+    assert.equal(signal, 'SIGKILL');
+    assert.deepEqual(survivors, [], 'the kernel killed what the bench started');
   });
 
   it('refuses an unknown workload, naming the option', () => {
