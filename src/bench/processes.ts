@@ -17,21 +17,33 @@ function tracked<T extends ChildProcess>(child: T): T {
 }
 
 /**
+ * `read()` on the first call, its value after. main.js loads this module for every command
+ * (`serve` and each of its workers too), so what only the bench needs is asked of the machine
+ * when the bench first needs it, not at load: each of these is a process start (3–4 ms).
+ */
+function onFirstUse<T>(read: () => T): () => T {
+  let known: { value: T } | undefined;
+  return () => (known ??= { value: read() }).value;
+}
+
+/**
  * setpriv (util-linux) starts a command with PR_SET_PDEATHSIG: the kernel kills it when the
  * bench dies, even by SIGKILL, which no handler of the bench sees. Without setpriv, a killed
  * bench leaves its servers and redis-servers running.
  */
-const DIE_WITH_BENCH = spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0 ? ['--pdeathsig', 'KILL', '--'] : undefined;
+const dieWithBench = onFirstUse(() => (spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0 ? ['--pdeathsig', 'KILL', '--'] : undefined));
 
 /** Spawns `command` as one of the bench's processes: tracked, and killed with the bench where setpriv is installed. */
 export function spawnStarted(command: string, args: readonly string[], options: SpawnOptions): ChildProcess {
-  const child = DIE_WITH_BENCH === undefined ? spawn(command, args, options) : spawn('setpriv', [...DIE_WITH_BENCH, command, ...args], options);
+  const setpriv = dieWithBench();
+  const child = setpriv === undefined ? spawn(command, args, options) : spawn('setpriv', [...setpriv, command, ...args], options);
   return tracked(child);
 }
 
 /** Forks `node build/src/main.js <args>` (with an IPC channel) the same way. */
 function forkStarted(args: readonly string[], options: ForkOptions): ChildProcess {
-  const dyingWith = DIE_WITH_BENCH === undefined ? {} : { execPath: 'setpriv', execArgv: [...DIE_WITH_BENCH, process.execPath, ...process.execArgv] };
+  const setpriv = dieWithBench();
+  const dyingWith = setpriv === undefined ? {} : { execPath: 'setpriv', execArgv: [...setpriv, process.execPath, ...process.execArgv] };
   return tracked(fork(CLI, args, { ...options, ...dyingWith }));
 }
 
@@ -56,8 +68,8 @@ export interface ProcessUsage {
 }
 
 /** Clock ticks per second of /proc/<pid>/stat's times (getconf CLK_TCK; 100 on Linux unless configured otherwise). */
-const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
-const PAGE_BYTES = Number(spawnSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).stdout?.trim()) || 4096;
+const clockTicks = onFirstUse(() => Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100);
+const pageBytes = onFirstUse(() => Number(spawnSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).stdout?.trim()) || 4096);
 
 /** A process and its descendants (the cluster workers of a WORKERS=N server); throws if one ends while it is read. */
 export function processTree(pid: number): number[] {
@@ -78,7 +90,7 @@ export function processTreeUsage(pid: number): ProcessUsage | undefined {
       ticks += Number(fields[11]) + Number(fields[12]);
       pages += Number(readFileSync(`/proc/${member}/statm`, 'utf8').split(' ')[1]);
     }
-    return Number.isFinite(ticks) && Number.isFinite(pages) ? { cpuSeconds: ticks / CLOCK_TICKS, residentBytes: pages * PAGE_BYTES } : undefined;
+    return Number.isFinite(ticks) && Number.isFinite(pages) ? { cpuSeconds: ticks / clockTicks(), residentBytes: pages * pageBytes() } : undefined;
   } catch {
     return undefined;
   }
