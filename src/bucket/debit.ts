@@ -14,5 +14,5 @@ export function debit(state: BucketState | undefined, limit: Limit, hits: number
   const updatedAtMs = Math.max(nowMs, state?.updatedAtMs ?? nowMs);
   const rate = refillPerMs(limit);
   const refillMs = rate > 0 ? Math.ceil((limit.capacity - tokens) / rate) : 0;
-  return { next: { tokens, updatedAtMs }, expireAtMs: recordExpiryMs(updatedAtMs, updatedAtMs + Math.max(1, refillMs)) };
+  return { next: { tokens, updatedAtMs }, expireAtMs: recordExpiryMs(updatedAtMs, updatedAtMs + refillMs) };
 }

@@ -110,7 +110,7 @@ local function debit(state, limit, hits, now)
   tokens = math.max(0, tokens - hits)
   local refill = 0
   if rate > 0 then refill = math.ceil((limit.capacity - tokens) / rate) end
-  return tokens, updated, updated + math.max(1, refill, MIN_LIFETIME_MS)
+  return tokens, updated, updated + math.max(refill, MIN_LIFETIME_MS)
 end
 
 -- Returns the record stored.
