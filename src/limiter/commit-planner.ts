@@ -71,15 +71,17 @@ export class CommitPlanner {
    * round trip, and an admission becomes a conditional write where this instance has lately been
    * the records' only writer. Every other group is sent for the store to decide. Either way, one
    * commit: a group whose version moved meanwhile is decided by the store in that same round
-   * trip, and its verdicts replace ours (settle).
+   * trip, and its verdicts replace ours (settle). `ahead`: decide from the records as the
+   * admissions queued and in flight will leave them (LocalRecords.lookupAhead), for a call that
+   * arrives while its buckets are busy: it is answered now if it needs no commit at all.
    */
-  prepare(plans: readonly DescriptorPlan[], keys: readonly string[], requestId: string | undefined): PreparedCommit {
+  prepare(plans: readonly DescriptorPlan[], keys: readonly string[], requestId: string | undefined, ahead?: { readonly queued: ReadonlyMap<string, VersionedBucket> | undefined }): PreparedCommit {
     const nowMs = this.clock.nowMs();
     const records = new Map<string, VersionedBucket | undefined>();
     const uncached = new Set<string>();
     const shared = new Set<string>();
     for (const key of keys) {
-      const local = this.records.lookup(key, nowMs);
+      const local = ahead === undefined ? this.records.lookup(key, nowMs) : this.records.lookupAhead(key, nowMs, ahead.queued);
       if (!local.found) uncached.add(key);
       else records.set(key, local.record);
       if (!local.soleWriter) shared.add(key);

@@ -42,6 +42,8 @@ const MISS: RecordLookup = Object.freeze({ found: false, record: undefined, sole
  */
 export class LocalRecords {
   private readonly copies: ExpiringCache<LocalRecord>;
+  /** Our conditional writes on their way to the shard: the record each leaves if it lands. */
+  private readonly inFlight = new Map<string, VersionedBucket>();
 
   constructor(options: { readonly ttlMs: number; readonly maxEntries: number }) {
     this.copies = new ExpiringCache(options);
@@ -58,6 +60,30 @@ export class LocalRecords {
     if (value === undefined) return MISS;
     const gone = value.expireAtMs !== undefined && nowMs >= value.expireAtMs + EXPIRY_MARGIN_MS;
     return { found: true, record: gone ? undefined : value.record, soleWriter: value.soleWriterStreak >= SOLE_WRITER_STREAK };
+  }
+
+  /**
+   * As lookup, but taking the record as the admissions this instance has decided and not yet
+   * seen land leave it: `queued`'s (calls waiting for the next commit) if it has the key, else
+   * our conditional write on its way. Those admissions only lower the bucket, so what this
+   * denies, the shard denies too once they land. Should a write lose its version check instead,
+   * the shard decides its admissions itself and may refuse some: a denial from here can then be
+   * one the shard would have admitted (under-admission for one round trip, never over-admission).
+   */
+  lookupAhead(key: string, nowMs: number, queued: ReadonlyMap<string, VersionedBucket> | undefined): RecordLookup {
+    const local = this.lookup(key, nowMs);
+    const ahead = queued?.get(key) ?? this.inFlight.get(key);
+    return ahead === undefined || !local.found ? local : { found: true, record: ahead, soleWriter: local.soleWriter };
+  }
+
+  /** A conditional write that leaves `record` is on its way to the shard (one at a time per record: the engine queues the rest). */
+  sending(key: string, record: VersionedBucket): void {
+    if (this.copies.enabled) this.inFlight.set(key, record);
+  }
+
+  /** The write `sending` announced has settled, whatever its outcome. */
+  sent(key: string): void {
+    this.inFlight.delete(key);
   }
 
   /**

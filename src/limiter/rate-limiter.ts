@@ -346,12 +346,20 @@ export class RateLimiter {
     });
   }
 
-  /** Adds a call to the batch waiting on the same buckets (starting one if none waits); resolves with the call's own statuses. */
-  private joinBatch(keys: readonly string[], plans: readonly DescriptorPlan[], deadline: CallDeadline | undefined): Promise<DescriptorStatus[]> {
+  /**
+   * Adds a call to the batch waiting on the same buckets (starting one if none waits); resolves
+   * with the call's own statuses. A call that the local copy denies, counting the admissions
+   * queued and in flight ahead of it, is answered at once instead (DESIGN.md: deny locally while
+   * a bucket is known to be empty); one that would be admitted joins, and its admissions count
+   * for the calls after it.
+   */
+  private joinBatch(keys: readonly string[], plans: readonly DescriptorPlan[], deadline: CallDeadline | undefined): Promise<DescriptorStatus[]> | DescriptorStatus[] {
     const signature = keys.join('\n');
     let batch = this.waiting.get(signature);
+    const ahead = this.planner.prepare(plans, keys, undefined, { queued: batch?.ahead });
+    if (ahead.groups === undefined) return ahead.statuses;
     if (batch === undefined) {
-      const started: WaitingBatch = { members: [], answerBy: undefined };
+      const started: WaitingBatch = { members: [], answerBy: undefined, ahead: new Map() };
       void this.queue.run(keys, () => {
         // Later calls start the next batch; this one is complete from here on.
         if (this.waiting.get(signature) === started) this.waiting.delete(signature);
@@ -361,6 +369,9 @@ export class RateLimiter {
       batch = started;
     }
     const joined = batch;
+    for (const { writes } of ahead.groups) {
+      for (const write of writes) joined.ahead.set(write.key, { version: write.expectedVersion + 1, state: write.state });
+    }
     if (deadline !== undefined) joined.answerBy = Math.min(joined.answerBy ?? deadline.answerBy, deadline.answerBy);
     return new Promise((resolve, reject) => joined.members.push({ plans, deadline, resolve, reject }));
   }
@@ -391,12 +402,21 @@ export class RateLimiter {
     if (prepared.groups === undefined) return prepared.statuses;
     const commitOptions = answerBy === undefined ? {} : { timeoutMs: Math.max(0, answerBy - performance.now()) };
     const { groups, nowMs } = prepared;
-    const outcomes = this.tracing
-      ? await tracer.startActiveSpan('ringlimit.store.commit', { attributes: { 'ringlimit.groups': groups.length } }, (span) =>
-          this.store.commit(groups, nowMs, commitOptions).finally(() => span.end()),
-        )
-      : await this.store.commit(groups, nowMs, commitOptions);
-    return this.planner.settle(plans, prepared, outcomes);
+    for (const { writes } of groups) {
+      for (const write of writes) this.records.sending(write.key, { version: write.expectedVersion + 1, state: write.state });
+    }
+    try {
+      const outcomes = this.tracing
+        ? await tracer.startActiveSpan('ringlimit.store.commit', { attributes: { 'ringlimit.groups': groups.length } }, (span) =>
+            this.store.commit(groups, nowMs, commitOptions).finally(() => span.end()),
+          )
+        : await this.store.commit(groups, nowMs, commitOptions);
+      return this.planner.settle(plans, prepared, outcomes);
+    } finally {
+      for (const { writes } of groups) {
+        for (const write of writes) this.records.sent(write.key);
+      }
+    }
   }
 
   /** Whether fallback buckets admitted anything not yet written back to its shard. */
@@ -465,6 +485,8 @@ interface WaitingBatch {
   readonly members: BatchMember[];
   /** The earliest store deadline among them. */
   answerBy: number | undefined;
+  /** The records as the members' admissions leave them, decided from the local copy as they joined. */
+  readonly ahead: Map<string, VersionedBucket>;
 }
 
 interface BatchMember {

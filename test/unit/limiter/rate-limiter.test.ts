@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import type { RuleSet } from '../../../src/config/rule-set';
 import {
   DeadlinePassedError,
@@ -272,6 +273,70 @@ describe('RateLimiter', () => {
     assert.deepEqual(committed, [1, 1], 'the late call was never sent; the patient one went alone');
     assert.equal(limiter.counters.fallbackDecisions, 0);
     assert.equal(limiter.owesFallbackDebts, false);
+  });
+
+  it('denies at once, without waiting for the commit in flight, a call its copy denies after the admissions queued ahead of it', async () => {
+    const clock = new FakeClock();
+    const inner = new MemoryBucketStore({ clock, maxBuckets: 100 });
+    const held: (() => void)[] = [];
+    let holding = false;
+    const store = delegatingStore(inner, {
+      commit: (groups, nowMs) => (holding ? new Promise((resolve) => held.push(() => resolve(inner.commit(groups, nowMs)))) : inner.commit(groups, nowMs)),
+    });
+    const limiter = new RateLimiter({ store, clock, rules: (): RuleSet => RULES, recordCacheTtlMs: 60_000 });
+    const call = () => limiter.shouldRateLimit(q([one('loose', 'hot')], 1));
+    // Five calls alone make this engine the record's only writer, with 5 of its 10 tokens left.
+    for (let index = 0; index < 5; index++) assert.equal((await call()).overallCode, 'OK');
+    holding = true;
+    const inFlight = call();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(held.length, 1, 'its conditional write is on its way');
+    const queued = [call(), call(), call(), call()];
+    const answeredNow = await Promise.race([call().then((outcome) => outcome.overallCode), new Promise((resolve) => setImmediate(() => resolve('still waiting')))]);
+    assert.equal(answeredNow, 'OVER_LIMIT', 'the 4 queued calls take the last 4 tokens: the sixth is denied without waiting');
+    for (let round = 0; round < 2; round++) {
+      for (const release of held.splice(0)) release();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.deepEqual([(await inFlight).overallCode, ...(await Promise.all(queued)).map((outcome) => outcome.overallCode)], ['OK', 'OK', 'OK', 'OK', 'OK']);
+    holding = false;
+    assert.equal((await call()).overallCode, 'OVER_LIMIT');
+    assert.equal(limiter.counters.versionConflicts, 0);
+  });
+
+  it('never admits more than the capacity to callers that arrive while commits are in flight, whatever order the commits return in', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 30 }), fc.array(fc.nat(), { maxLength: 60 }), async (hits, releaseOrder) => {
+        const clock = new FakeClock();
+        const inner = new MemoryBucketStore({ clock, maxBuckets: 100 });
+        const held: (() => void)[] = [];
+        const store = delegatingStore(inner, { commit: (groups, nowMs) => new Promise((resolve) => held.push(() => resolve(inner.commit(groups, nowMs)))) });
+        const limiter = new RateLimiter({ store, clock, rules: (): RuleSet => RULES, recordCacheTtlMs: 60_000 });
+        const calls: Promise<{ hits: number; code: string }>[] = [];
+        let order = 0;
+        for (const [index, hit] of hits.entries()) {
+          calls.push(limiter.shouldRateLimit(q([one('loose', 'prop')], hit)).then((outcome) => ({ hits: hit, code: outcome.overallCode })));
+          // Some calls arrive while commits are held, some after one returned.
+          if (index % 3 === 2 && held.length > 0) {
+            const [release] = held.splice((releaseOrder[order++] ?? 0) % held.length, 1);
+            release?.();
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+        }
+        let settled = false;
+        void Promise.all(calls).then(() => (settled = true));
+        while (!settled) {
+          const [release] = held.splice((releaseOrder[order++] ?? 0) % Math.max(1, held.length), 1);
+          release?.();
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        const admitted = (await Promise.all(calls)).filter(({ code }) => code === 'OK').reduce((sum, { hits: taken }) => sum + taken, 0);
+        assert.ok(admitted <= 10, `admitted ${admitted} tokens of 10`);
+        const [record] = await inner.load(['d|loose=prop#minute']);
+        assert.equal(10 - (record?.state.tokens ?? 10), admitted, 'the store took exactly what was admitted');
+      }),
+      { numRuns: 150 },
+    );
   });
 
   it('answers exact denials from its local copy without writing', async () => {
