@@ -1,5 +1,5 @@
 import type { AppliedLimit, ApplyRequest, BucketState, VersionedBucket } from '../core';
-import { consume } from './consume';
+import { consume, stateToStore } from './consume';
 import { debit } from './debit';
 
 export interface RecordAccess {
@@ -18,9 +18,8 @@ export function applyInPlace(records: RecordAccess, requests: readonly ApplyRequ
     const admitted = decisions.every((decision) => decision.allowed);
     return limits.map(({ key }, index) => {
       const decision = decisions[index] as (typeof decisions)[number];
-      if (decision.next !== undefined && (admitted || !decision.allowed)) {
-        records.set(key, decision.next, (records.get(key)?.version ?? 0) + 1, decision.expireAtMs);
-      }
+      const next = stateToStore(decision, admitted);
+      if (next !== undefined) records.set(key, next, (records.get(key)?.version ?? 0) + 1, decision.expireAtMs);
       return { allowed: decision.allowed, remaining: decision.remaining, resetAfterMs: decision.resetAfterMs, record: records.get(key) };
     });
   });

@@ -1,5 +1,6 @@
 import type { AppliedLimit, BucketStore, Clock, CommitGroup, CommitOutcome, DescriptorStatus, EngineObserver, Limit, VersionedBucket } from '../core';
 import { bucketGroup } from '../bucket/bucket-key';
+import { storedState } from '../bucket/consume';
 import { recordExpiryMs, tokensAt } from '../bucket/token-bucket';
 import { applyRequestOf, commitGroups, planGroup, type PlannedCommitGroup } from './commit-groups';
 import { decideDescriptors, limitedStatus, NO_LIMIT_STATUS, UNLIMITED_STATUS } from './decide-descriptors';
@@ -187,10 +188,9 @@ export class CommitPlanner {
           seen.set(key, { ...earlier, record, expireAtMs });
           return;
         }
-        // Our request moved the version only if it wrote: a token bucket when the request was
-        // admitted, a fixed window also when this limit denied it (bucket/apply-requests.ts).
-        // Counting a denial as a step took another instance's write for our own.
-        const wrote = request.hits > 0 && (admitted || (limit.algorithm === 'fixed_window' && applied?.allowed === false));
+        // Our request moved the version only if it wrote: counting a denial that wrote nothing
+        // as a step took another instance's write for our own.
+        const wrote = applied !== undefined && storedState(limit.algorithm, request.hits, applied.allowed, admitted);
         seen.set(key, { firstSeen: record, ownSteps: (debited.get(key) ?? 0) + (wrote ? 1 : 0), record, conflicted, expireAtMs });
         this.observeDrift(key, limit, record, applied?.allowed === true ? request.hits : 0, atMs);
       });

@@ -1,5 +1,5 @@
 import { MAX_UINT32, type BucketState, type BucketWrite, type DescriptorStatus, type NamedLimit, type VersionedBucket } from '../core';
-import { consume } from '../bucket/consume';
+import { consume, stateToStore } from '../bucket/consume';
 import type { LimitDecision } from '../bucket/limit-decision';
 import type { DescriptorPlan } from './descriptor-plan';
 
@@ -68,8 +68,8 @@ export function decideDescriptors(
     }));
     const admitted = outcomes.every(({ decision }) => decision.allowed);
     for (const { bucketKey, decision } of outcomes) {
-      if (decision.next === undefined || (!admitted && decision.allowed)) continue;
-      pending.set(bucketKey, { state: decision.next, expireAtMs: decision.expireAtMs });
+      const next = stateToStore(decision, admitted);
+      if (next !== undefined) pending.set(bucketKey, { state: next, expireAtMs: decision.expireAtMs });
     }
     return limitedStatus(plan, outcomes);
   });
