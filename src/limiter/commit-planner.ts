@@ -6,7 +6,7 @@ import { applyRequestOf, commitGroups, planGroup, type PlannedCommitGroup } from
 import { decideDescriptors, limitedStatus, NO_LIMIT_STATUS, UNLIMITED_STATUS } from './decide-descriptors';
 import type { DescriptorPlan } from './descriptor-plan';
 import type { FallbackBuckets } from './fallback-buckets';
-import type { LocalRecords } from './local-records';
+import { recordLeftBy, type LocalRecords } from './local-records';
 
 /** What the engine did, for logs and metrics. */
 export interface EngineCounters {
@@ -142,7 +142,7 @@ export class CommitPlanner {
     groups.forEach((group, groupIndex) => {
       const outcome = outcomes[groupIndex];
       if (outcome?.kind === 'written') {
-        for (const write of group.writes) this.records.written(write.key, { state: write.state, version: write.expectedVersion + 1 }, write.expireAtMs, doneAtMs);
+        for (const write of group.writes) this.records.written(write.key, recordLeftBy(write), write.expireAtMs, doneAtMs);
         return;
       }
       if (outcome?.kind === 'decided') {

@@ -1,4 +1,4 @@
-import type { VersionedBucket } from '../core';
+import type { BucketWrite, VersionedBucket } from '../core';
 import { ExpiringCache } from './expiring-cache';
 
 /**
@@ -76,9 +76,9 @@ export class LocalRecords {
     return ahead === undefined || !local.found ? local : { found: true, record: ahead, soleWriter: local.soleWriter };
   }
 
-  /** A conditional write that leaves `record` is on its way to the shard (one at a time per record: the engine queues the rest). */
-  sending(key: string, record: VersionedBucket): void {
-    if (this.copies.enabled) this.inFlight.set(key, record);
+  /** A conditional write is on its way to the shard (one at a time per record: the engine queues the rest). */
+  sending(write: BucketWrite): void {
+    this.inFlight.set(write.key, recordLeftBy(write));
   }
 
   /** The write `sending` announced has settled, whatever its outcome. */
@@ -122,4 +122,9 @@ export class LocalRecords {
   forget(key: string): void {
     this.copies.forget(key);
   }
+}
+
+/** The record a conditional write leaves on the shard if its version check passes. */
+export function recordLeftBy(write: BucketWrite): VersionedBucket {
+  return { version: write.expectedVersion + 1, state: write.state };
 }

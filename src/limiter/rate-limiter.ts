@@ -27,7 +27,7 @@ import { decideDescriptors } from './decide-descriptors';
 import { planDescriptors, type DescriptorPlan } from './descriptor-plan';
 import { FallbackBuckets } from './fallback-buckets';
 import { ExpiringCache } from './expiring-cache';
-import { LocalRecords } from './local-records';
+import { LocalRecords, recordLeftBy } from './local-records';
 import { CommitPlanner, type EngineCounters, type InProcessStore } from './commit-planner';
 import { OverrideSet } from './override-set';
 import { rateLimitHeaders, type ResponseHeaderNames } from './response-headers';
@@ -370,7 +370,7 @@ export class RateLimiter {
     }
     const joined = batch;
     for (const { writes } of ahead.groups) {
-      for (const write of writes) joined.ahead.set(write.key, { version: write.expectedVersion + 1, state: write.state });
+      for (const write of writes) joined.ahead.set(write.key, recordLeftBy(write));
     }
     if (deadline !== undefined) joined.answerBy = Math.min(joined.answerBy ?? deadline.answerBy, deadline.answerBy);
     return new Promise((resolve, reject) => joined.members.push({ plans, deadline, resolve, reject }));
@@ -402,9 +402,8 @@ export class RateLimiter {
     if (prepared.groups === undefined) return prepared.statuses;
     const commitOptions = answerBy === undefined ? {} : { timeoutMs: Math.max(0, answerBy - performance.now()) };
     const { groups, nowMs } = prepared;
-    for (const { writes } of groups) {
-      for (const write of writes) this.records.sending(write.key, { version: write.expectedVersion + 1, state: write.state });
-    }
+    const writes = groups.flatMap((group) => group.writes);
+    for (const write of writes) this.records.sending(write);
     try {
       const outcomes = this.tracing
         ? await tracer.startActiveSpan('ringlimit.store.commit', { attributes: { 'ringlimit.groups': groups.length } }, (span) =>
@@ -413,9 +412,7 @@ export class RateLimiter {
         : await this.store.commit(groups, nowMs, commitOptions);
       return this.planner.settle(plans, prepared, outcomes);
     } finally {
-      for (const { writes } of groups) {
-        for (const write of writes) this.records.sent(write.key);
-      }
+      for (const write of writes) this.records.sent(write.key);
     }
   }
 
